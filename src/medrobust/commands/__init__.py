@@ -1,0 +1,1 @@
+"""Sub-commands of the ``medrobust`` CLI: each module defines NAME, HELP, ``configure(parser)`` and ``run(args)``."""

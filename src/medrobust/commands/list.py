@@ -1,0 +1,51 @@
+"""``medrobust list``: what can be named in configs and flags."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+from medrobust.commands._common import format_table
+from medrobust.registry import Registry
+
+NAME = "list"
+HELP = "list datasets, models, methods, attacks or corruptions"
+
+# kind -> (module, registry attribute)
+KINDS = {
+    "datasets": ("medrobust.data", "DATASETS"),
+    "models": ("medrobust.models", "MODELS"),
+    "methods": ("medrobust.methods", "METHODS"),
+    "attacks": ("medrobust.attacks", "ATTACKS"),
+    "corruptions": ("medrobust.corruptions", "CORRUPTIONS"),
+}
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Add the ``list`` argument."""
+    p.add_argument("kind", choices=sorted(KINDS), help="what to list")
+
+
+def registry_of(kind: str) -> Registry[Any]:
+    """The registry that holds ``kind``."""
+    module, attr = KINDS[kind]
+    registry: Registry[Any] = getattr(importlib.import_module(module), attr)
+    return registry
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print a table of names, metadata and one-line descriptions."""
+    registry = registry_of(args.kind)
+    meta_keys = sorted({k for e in registry for k in e.meta if not callable(e.meta[k])})
+    rows = [[e.name, *(_meta(e.meta.get(k)) for k in meta_keys), e.help] for e in registry]
+    print(format_table(["name", *meta_keys, "description"], rows))
+    return 0
+
+
+def _meta(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

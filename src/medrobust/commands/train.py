@@ -1,0 +1,64 @@
+"""``medrobust train``: train a model from a YAML config and/or flags into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from medrobust.commands._common import CLEAN_METRICS, epoch_line, format_table
+from medrobust.config import ExperimentConfig, load_config
+from medrobust.training.runs import METRICS, train_run
+
+NAME = "train"
+HELP = "train a model (config file and/or flags) into a run folder; --resume continues an interrupted run"
+
+# flag -> dotted config key
+FLAG_KEYS = {
+    "dataset": "data.name", "data_root": "data.root", "model": "model.name", "method": "method.name",
+    "epochs": "train.epochs", "seed": "train.seed", "lr": "optim.lr", "optimizer": "optim.name",
+    "batch_size": "train.batch_size", "device": "train.device", "init": "train.init",
+}
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Add the ``train`` options."""
+    p.add_argument("--config", help="YAML experiment file (e.g. recipes/phantom-standard.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=0.01 --set data.options.size=32")
+    p.add_argument("--out", required=True, help="run folder (config.yaml, checkpoint.pt, history.jsonl, metrics.json)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--dataset", help="dataset name (medrobust list datasets)")
+    p.add_argument("--data-root", help="folder holding the dataset files")
+    p.add_argument("--model", help="model name (medrobust list models)")
+    p.add_argument("--method", help="training method (medrobust list methods)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--optimizer", help="sgd, adam or adamw")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--init", help="start from the weights of this run folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
+    """Config file, then ``--set`` overrides, then the explicit flags."""
+    config = load_config(args.config) if args.config else ExperimentConfig()
+    config = config.with_overrides(list(args.set))
+    values = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None}
+    if args.no_progress:
+        values["train.progress"] = False
+    return config.with_values(values)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and print the per-epoch log and the clean test metrics."""
+    config = resolve_config(args)
+    epochs = config.train.epochs
+    print(f"training {config.model.name} on {config.data.name} with {config.method.name} for {epochs} epochs → {args.out}")
+    run_, _ = train_run(config, args.out, resume=args.resume, callbacks=(lambda r: print(epoch_line(r, epochs), flush=True),))
+    metrics = json.loads((Path(args.out) / METRICS).read_text())
+    print(f"\nclean test metrics (n = {metrics['n']}):")
+    print(format_table(CLEAN_METRICS, [[metrics[k] for k in CLEAN_METRICS]]))
+    return 0

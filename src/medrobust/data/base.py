@@ -1,0 +1,136 @@
+"""In-memory datasets yielding ``(x, target, index)`` with ``x`` float in [0, 1].
+
+Every loader (the embedded phantom, Fashion-MNIST, MedMNIST, …) returns an :class:`ArrayDataset`: the whole
+split as a uint8 (or float) array plus :class:`DatasetInfo` metadata. Keeping splits in memory lets the
+training loop slice batches directly (no per-item Python overhead) and lets adaptive-margin methods index
+per-sample state by ``index``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor
+
+from medrobust.errors import DataError
+from medrobust.tasks.classification import ClassificationTask
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Metadata of a dataset split.
+
+    Attributes:
+        name: registry name, e.g. ``"phantom-ct"``.
+        task_kind: ``"multiclass"``, ``"binary"``, ``"multilabel"``, ``"segmentation"`` or ``"landmark"``.
+        channels: image channels ``C``.
+        spatial: spatial shape, ``(H, W)`` or ``(D, H, W)``.
+        num_classes: classes (or labels, for multi-label).
+        class_names: one name per class.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        extra: loader-specific facts (seed, source path, split rule, …), JSON-serialisable.
+    """
+
+    name: str
+    task_kind: str
+    channels: int
+    spatial: tuple[int, ...]
+    num_classes: int
+    class_names: tuple[str, ...]
+    split: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        return dataclasses.asdict(self)
+
+
+def task_for(info: DatasetInfo, **options: Any) -> ClassificationTask:
+    """The task that matches a dataset's metadata (classification kinds only, for now)."""
+    kind = info.task_kind
+    if kind not in ("multiclass", "binary", "multilabel"):
+        raise DataError(f"dataset {info.name!r} has task kind {kind!r}, which has no task implementation yet")
+    return ClassificationTask(kind=kind, num_classes=info.num_classes, class_names=info.class_names, **options)  # type: ignore[arg-type]
+
+
+class ArrayDataset(torch.utils.data.Dataset[tuple[Tensor, Tensor, int]]):
+    """A split held in memory.
+
+    Args:
+        images: ``(N, C, *spatial)`` uint8 (scaled by 1/255) or floating in [0, 1].
+        targets: ``(N,)`` integer labels, or ``(N, L)`` 0/1 for multi-label.
+        info: metadata.
+        extras: optional per-sample arrays (e.g. lesion masks ``(N, H, W)``, centres ``(N, 2)``).
+
+    Shape:
+        ``ds[i]`` returns ``(x, target, i)`` with ``x`` float32 ``(C, *spatial)`` in [0, 1].
+    """
+
+    def __init__(
+        self,
+        images: NDArray[Any],
+        targets: NDArray[Any],
+        info: DatasetInfo,
+        extras: dict[str, NDArray[Any]] | None = None,
+    ) -> None:
+        _validate(images, targets, info)
+        self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.targets = torch.from_numpy(np.ascontiguousarray(targets)).long()
+        self.info = info
+        self.extras = dict(extras or {})
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def _to_float(self, raw: Tensor) -> Tensor:
+        if raw.dtype == torch.uint8:
+            return raw.float().div_(255.0)
+        return raw.float()
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, int]:
+        return self._to_float(self.images[index]), self.targets[index], int(index)
+
+    def batch(self, indices: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Gather a batch ``(x (B, C, ...), target (B, ...), index (B,))`` without per-item overhead."""
+        return self._to_float(self.images[indices]), self.targets[indices], indices
+
+    def task(self, **options: Any) -> ClassificationTask:
+        """The task matching this dataset (see :func:`task_for`)."""
+        return task_for(self.info, **options)
+
+    def class_counts(self) -> NDArray[np.int64]:
+        """Samples per class (single-label datasets)."""
+        return np.bincount(self.targets.numpy().ravel(), minlength=self.info.num_classes)
+
+    def __repr__(self) -> str:
+        return f"ArrayDataset({self.info.name!r}, split={self.info.split!r}, n={len(self)}, shape={tuple(self.images.shape[1:])})"
+
+
+def _validate(images: NDArray[Any], targets: NDArray[Any], info: DatasetInfo) -> None:
+    where = f"dataset {info.name!r} ({info.split})"
+    if images.ndim != 2 + len(info.spatial) or images.shape[1] != info.channels:
+        raise DataError(f"{where}: images have shape {images.shape}; expected (N, {info.channels}, *{info.spatial})")
+    if len(images) != len(targets):
+        raise DataError(f"{where}: {len(images)} images but {len(targets)} labels")
+    if len(images) == 0:
+        raise DataError(f"{where}: the split is empty")
+    if images.dtype != np.uint8:
+        if not np.issubdtype(images.dtype, np.floating):
+            raise DataError(f"{where}: images must be uint8 or float, got {images.dtype}")
+        if not np.isfinite(images).all():
+            raise DataError(f"{where}: images contain NaN or Inf")
+        if images.min() < 0 or images.max() > 1:
+            raise DataError(f"{where}: float images must lie in [0, 1]; got [{images.min():.3g}, {images.max():.3g}]")
+    if info.task_kind in ("multiclass", "binary"):
+        t = np.asarray(targets)
+        if t.ndim != 1:
+            raise DataError(f"{where}: labels must have shape (N,), got {t.shape}")
+        if t.min() < 0 or t.max() >= info.num_classes:
+            raise DataError(f"{where}: label {int(t.max() if t.max() >= info.num_classes else t.min())} is outside 0..{info.num_classes - 1}")

@@ -1,0 +1,272 @@
+"""The training loop: :func:`fit` with checkpoint/resume, history, progress bar and mixed precision.
+
+The loop knows nothing about particular methods: a :class:`~medrobust.methods.TrainingMethod` computes each
+batch's loss (``training_step``) and updates its own state at epoch end (``on_epoch_end``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from medrobust.data.base import ArrayDataset
+from medrobust.errors import ConfigError, MedrobustError
+from medrobust.methods.base import Batch, EpochContext, StepContext, TrainingMethod
+from medrobust.tasks.base import Task
+from medrobust.training.checkpoint import (
+    CHECKPOINT,
+    atomic_write_text,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
+from medrobust.training.optim import Scheduler
+
+HISTORY = "history.jsonl"
+Callback = Callable[[dict[str, Any]], None]
+
+
+class TrainingDiverged(MedrobustError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class History:
+    """One record per finished epoch (also written to ``history.jsonl``)."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def last(self) -> dict[str, Any]:
+        """The latest epoch's record."""
+        return self.records[-1] if self.records else {}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use --set train.device=cpu")
+    return device
+
+
+def batches(dataset: ArrayDataset, batch_size: int, generator: torch.Generator | None) -> Iterator[Batch]:
+    """Shuffled (when a generator is given) batches; a trailing batch of one sample is dropped (BatchNorm)."""
+    n = len(dataset)
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        if generator is not None and len(idx) < 2 and n > 1:
+            continue
+        x, y, i = dataset.batch(idx)
+        yield Batch(x, y, i)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset: ArrayDataset, *, batch_size: int = 256, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+    """Model outputs and targets over a whole split (eval mode, restored afterwards).
+
+    Shape:
+        Returns ``outputs (N, K)`` and ``targets (N, ...)`` on the CPU.
+    """
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        outs, ys = [], []
+        for b in batches(dataset, batch_size, None):
+            outs.append(model(b.x.to(device)).float().cpu())
+            ys.append(b.target)
+        return torch.cat(outs), torch.cat(ys)
+    finally:
+        model.train(was_training)
+
+
+def fit(
+    model: nn.Module,
+    method: TrainingMethod,
+    train: ArrayDataset,
+    val: ArrayDataset | None,
+    *,
+    task: Task,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Scheduler | None = None,
+    epochs: int,
+    batch_size: int = 64,
+    eval_batch_size: int = 256,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    amp: bool = True,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+    extra_state: dict[str, Any] | None = None,
+) -> History:
+    """Train ``model`` with ``method`` for ``epochs`` epochs.
+
+    Each epoch: shuffle with a seeded generator, one ``method.training_step`` per batch, ``method.on_epoch_end``,
+    validation metrics, then an atomic checkpoint (model, optimizer, scheduler, method state, RNG states, epoch,
+    history) and ``history.jsonl``. With ``resume=True`` and a checkpoint in ``run_dir``, training continues from
+    the next epoch and gives bit-identical weights to an uninterrupted run on the same machine.
+
+    Args:
+        model: network taking [0, 1] inputs (moved to ``device``).
+        method: the training method.
+        train: training split; ``val``: validation split or None.
+        task: loss/predicate/metrics.
+        optimizer: over ``model``'s parameters; ``scheduler``: stepped once per epoch.
+        epochs: total epochs (including already finished ones when resuming).
+        run_dir: folder for ``checkpoint.pt`` and ``history.jsonl`` (None: keep nothing on disk).
+        seed: seeds the shuffling and the method's generator.
+        amp: bfloat16 autocast on CUDA (ignored on CPU).
+        callbacks: called with each epoch record.
+        extra_state: stored in the checkpoint as is (e.g. the resolved config).
+
+    Returns:
+        The :class:`History` of all epochs.
+    """
+    if epochs < 1 or batch_size < 1:
+        raise ConfigError(f"epochs and batch_size must be ≥ 1, got {epochs} and {batch_size}")
+    device = torch.device(device)
+    model.to(device)
+    gens = {"shuffle": torch.Generator().manual_seed(seed), "method": torch.Generator(device=device).manual_seed(seed + 1)}
+    torch.manual_seed(seed)
+    method.setup(model, len(train), task)
+    history = History()
+    ckpt_path = Path(run_dir) / CHECKPOINT if run_dir is not None else None
+    start = 1
+    if ckpt_path is not None:
+        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        if ckpt_path.exists():
+            if not resume:
+                raise ConfigError(f"{ckpt_path.parent} already holds a checkpoint; pass --resume to continue it or choose another --out")
+            start = _restore(load_checkpoint(ckpt_path), model, optimizer, scheduler, method, gens, history)
+    autocast = _autocast_factory(device, amp)
+    for epoch in range(start, epochs + 1):
+        t0 = time.perf_counter()
+        ctx = StepContext(task, epoch, 0, gens["method"], device, autocast, len(train))
+        record = _train_epoch(model, method, train, optimizer, ctx, gens["shuffle"], batch_size, progress, epochs)
+        record.update(method.on_epoch_end(EpochContext(epoch, str(run_dir) if run_dir else None, task)))
+        record["lr"] = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            scheduler.step()
+        record["train_seconds"] = time.perf_counter() - t0
+        if val is not None:
+            outputs, targets = predict(model, val, batch_size=eval_batch_size, device=device)
+            record["val_loss"] = float(task.loss(outputs, targets).mean())
+            record.update({f"val_{k}": v for k, v in task.metrics(outputs, targets).items()})
+        record = {"epoch": epoch, **record, "seconds": time.perf_counter() - t0}
+        history.records.append(record)
+        if ckpt_path is not None:
+            state = _state(model, optimizer, scheduler, method, gens, epoch, history, extra_state)
+            save_checkpoint(ckpt_path, state)
+            atomic_write_text(ckpt_path.parent / HISTORY, "".join(json.dumps(r) + "\n" for r in history.records))
+        for cb in callbacks:
+            cb(record)
+    return history
+
+
+def _train_epoch(
+    model: nn.Module,
+    method: TrainingMethod,
+    data: ArrayDataset,
+    optimizer: torch.optim.Optimizer,
+    ctx: StepContext,
+    shuffle: torch.Generator,
+    batch_size: int,
+    progress: bool,
+    epochs: int,
+) -> dict[str, Any]:
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    logs: dict[str, float] = {}
+    n_batches = math.ceil(len(data) / batch_size)
+    bar = tqdm(batches(data, batch_size, shuffle), total=n_batches, desc=f"epoch {ctx.epoch}/{epochs}",
+               leave=False, disable=not progress or None, dynamic_ncols=True)
+    for step, batch in enumerate(bar):
+        batch = Batch(batch.x.to(ctx.device), batch.target.to(ctx.device), batch.index.to(ctx.device))
+        ctx.step = step
+        with ctx.autocast():
+            out = method.training_step(model, batch, ctx)
+        loss = float(out.loss.detach())
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"loss became {loss} at epoch {ctx.epoch}, step {step}; lower the learning rate or check the data")
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        b = len(batch.x)
+        total_loss += loss * b
+        seen += b
+        if out.output is not None:
+            correct += int(ctx.task.correct(out.output, batch.target).sum())
+        for k, v in out.logs.items():
+            logs[k] = logs.get(k, 0.0) + v * b
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
+    bar.close()
+    record = {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
+    record.update({k: v / max(seen, 1) for k, v in logs.items()})
+    return record
+
+
+def _autocast_factory(device: torch.device, amp: bool) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    if amp and device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _state(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Scheduler | None,
+    method: TrainingMethod,
+    gens: dict[str, torch.Generator],
+    epoch: int,
+    history: History,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "format": "medrobust.checkpoint/1",
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "method": method.state_dict(),
+        "rng": rng_state(gens),
+        "history": history.records,
+        **(extra or {}),
+    }
+
+
+def _restore(
+    state: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Scheduler | None,
+    method: TrainingMethod,
+    gens: dict[str, torch.Generator],
+    history: History,
+) -> int:
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    method.load_state_dict(state.get("method", {}))
+    restore_rng_state(state["rng"], gens)
+    history.records[:] = list(state.get("history", []))
+    return int(state["epoch"]) + 1

@@ -1,0 +1,172 @@
+"""Run folders: build everything from an :class:`ExperimentConfig`, train, and load a finished run back.
+
+A run folder holds ``config.yaml`` (fully resolved), ``checkpoint.pt`` (written atomically each epoch),
+``history.jsonl`` and, after training, ``metrics.json`` (clean test metrics).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from medrobust import data, models
+from medrobust.config import ExperimentConfig, dump_config
+from medrobust.data.base import ArrayDataset
+from medrobust.errors import ConfigError, DataError
+from medrobust.methods import METHODS
+from medrobust.registry import check_options
+from medrobust.tasks.classification import ClassificationTask
+from medrobust.training.checkpoint import CHECKPOINT, atomic_write_text, load_checkpoint
+from medrobust.training.loop import Callback, History, fit, predict, resolve_device
+from medrobust.training.optim import build_optimizer, build_scheduler
+
+CONFIG = "config.yaml"
+METRICS = "metrics.json"
+# Settings that may change between an interrupted run and its --resume.
+RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("train", "device")}
+
+
+@dataclass
+class Run:
+    """A trained run loaded from disk."""
+
+    path: Path
+    config: ExperimentConfig
+    model: nn.Module
+    task: ClassificationTask
+    history: list[dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        """The run folder's name."""
+        return self.path.name
+
+    def dataset(self, split: str = "test") -> ArrayDataset:
+        """Load ``split`` of the dataset this run was trained on."""
+        return load_split(self.config, split)
+
+
+def load_split(config: ExperimentConfig, split: str) -> ArrayDataset:
+    """Load ``split`` of ``config.data``."""
+    return data.load(config.data.name, split, root=config.data.root, **config.data.options)
+
+
+def build_model(config: ExperimentConfig, info: data.DatasetInfo, task: ClassificationTask, train: ArrayDataset | None) -> nn.Module:
+    """The model of ``config`` for data described by ``info`` (normalisation statistics from ``train``)."""
+    mean, std = _normalisation(config.model.normalize, info.channels, train)
+    options = dict(config.model.options)
+    if len(info.spatial) == 3:
+        options.setdefault("spatial_dims", 3)
+    return models.create(config.model.name, in_channels=info.channels, num_outputs=task.output_dim, mean=mean, std=std, **options)
+
+
+def _normalisation(mode: str, channels: int, train: ArrayDataset | None) -> tuple[list[float], list[float]]:
+    if mode == "none" or train is None:
+        return [0.0] * channels, [1.0] * channels
+    if mode != "auto":
+        raise ConfigError(f"unknown model.normalize {mode!r}; use 'auto' (training-set mean/std) or 'none'")
+    x = train.images.float()
+    if train.images.dtype == torch.uint8:
+        x = x / 255.0
+    dims = [0] + list(range(2, x.ndim))
+    mean = x.mean(dim=dims)
+    std = x.std(dim=dims).clamp_min(1e-3)
+    return mean.tolist(), std.tolist()
+
+
+def train_run(
+    config: ExperimentConfig, out: str | Path, *, resume: bool = False, callbacks: tuple[Callback, ...] = ()
+) -> tuple[Run, History]:
+    """Train ``config`` into run folder ``out`` (continuing it with ``resume=True``)."""
+    out = Path(out)
+    check_names(config)
+    _check_resume(config, out, resume)
+    device = resolve_device(config.train.device)
+    train = load_split(config, "train")
+    val = load_split(config, "val")
+    task = train.task()
+    model = build_model(config, train.info, task, train)
+    if config.train.init:
+        model.load_state_dict(load_run(config.train.init).model.state_dict())
+    method = METHODS.create(config.method.name, **config.method.options)
+    optimizer = build_optimizer(model.parameters(), config.optim)
+    scheduler = build_scheduler(optimizer, config.optim, config.train.epochs)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / CONFIG, dump_config(config))
+    t = config.train
+    history = fit(
+        model, method, train, val, task=task, optimizer=optimizer, scheduler=scheduler, epochs=t.epochs,
+        batch_size=t.batch_size, eval_batch_size=t.eval_batch_size, run_dir=out, resume=resume, seed=t.seed,
+        device=device, amp=t.amp, progress=t.progress, callbacks=callbacks,
+        extra_state={"config": config.to_dict(), "dataset": train.info.to_dict(), "task": dataclasses.asdict(task)},
+    )
+    model.eval()
+    test = load_split(config, "test")
+    outputs, targets = predict(model, test, batch_size=t.eval_batch_size, device=device)
+    metrics = {"split": "test", "n": len(test), **task.metrics(outputs, targets)}
+    atomic_write_text(out / METRICS, json.dumps(metrics, indent=2))
+    return Run(out, config, model, task, history.records), history
+
+
+def check_names(config: ExperimentConfig) -> None:
+    """Fail fast (before any data is loaded) on unknown dataset, model, method or option names."""
+    data.DATASETS.get(config.data.name)
+    models.MODELS.get(config.model.name)
+    check_options(f"method {config.method.name!r}", METHODS.get(config.method.name).factory, config.method.options)
+    if config.train.epochs < 1 or config.train.batch_size < 1:
+        raise ConfigError(f"epochs and batch_size must be ≥ 1, got {config.train.epochs} and {config.train.batch_size}")
+
+
+def _check_resume(config: ExperimentConfig, out: Path, resume: bool) -> None:
+    saved = out / CONFIG
+    if not resume or not (out / CHECKPOINT).exists():
+        return
+    if not saved.exists():
+        return
+    from medrobust.config import load_config
+
+    old, new = load_config(saved).to_dict(), config.to_dict()
+    for section, values in new.items():
+        for key, value in values.items():
+            if old[section][key] != value and (section, key) not in RESUMABLE_CHANGES:
+                raise ConfigError(
+                    f"--resume with a different {section}.{key} ({old[section][key]!r} → {value!r}); "
+                    f"use the saved config {saved} or a new --out folder"
+                )
+
+
+def load_run(path: str | Path, *, device: str = "cpu") -> Run:
+    """Load a run folder (or a ``checkpoint.pt``) into a :class:`Run` with the model in eval mode."""
+    p = Path(path)
+    ckpt = p / CHECKPOINT if p.is_dir() else p
+    if not p.exists():
+        raise DataError(f"run {str(p)!r} not found; pass a run folder written by 'medrobust train' or its checkpoint.pt")
+    if p.is_dir() and not ckpt.exists():
+        raise DataError(f"{str(p)!r} holds no {CHECKPOINT}; it is not a (finished or started) medrobust run")
+    state = load_checkpoint(ckpt)
+    try:
+        config = ExperimentConfig.from_dict(state["config"])
+        info = data.DatasetInfo(**{**state["dataset"], "spatial": tuple(state["dataset"]["spatial"]),
+                                   "class_names": tuple(state["dataset"]["class_names"])})
+        task = ClassificationTask(**{**state["task"], "class_names": tuple(state["task"]["class_names"])})
+    except (KeyError, TypeError) as e:
+        raise DataError(f"{ckpt} lacks run metadata ({e}); it was not written by 'medrobust train'") from None
+    model = build_model(config, info, task, None)
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    return Run(ckpt.parent, config, model, task, list(state.get("history", [])))
+
+
+def load_model(path: str | Path, *, device: str = "cpu") -> nn.Module:
+    """The trained model of a run folder, in eval mode, taking inputs in [0, 1].
+
+    Example:
+        >>> model = medrobust.load_model("runs/phantom-standard")  # doctest: +SKIP
+    """
+    return load_run(path, device=device).model

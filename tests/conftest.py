@@ -11,9 +11,9 @@ from medrobust.data.base import ArrayDataset, DatasetInfo
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test session writes dataset caches to a temporary folder, never to ~/.cache."""
+    """Dataset caches go to a temporary folder (never ~/.cache); one torch thread (tiny tensors run faster so)."""
     monkeypatch.setenv("MEDROBUST_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
 
 
 def blobs(n: int = 64, size: int = 8, seed: int = 0, split: str = "train") -> ArrayDataset:

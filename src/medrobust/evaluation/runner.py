@@ -1,0 +1,251 @@
+"""The threat-grid runner: clean data, attacks over ε lists and noise over levels → :class:`Results`.
+
+Every metric of ``task.metrics`` (accuracy, balanced accuracy, AUC, sensitivity, specificity) plus the
+calibration metrics (``rmsce``: Kumar et al.'s debiased marginal estimator; ``ece``; ``entropy`` in nats) is
+computed under each threat and level. Robust accuracy counts every sample: a clean-misclassified sample stays
+wrong under attack. Same seed, same numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from medrobust.corruptions import CORRUPTIONS
+from medrobust.errors import ConfigError
+from medrobust.evaluation import checks as C
+from medrobust.evaluation.results import Results
+from medrobust.evaluation.summary import summarize
+from medrobust.evaluation.sweep import build_attack, pgd_sweep
+from medrobust.evaluation.threats import ThreatSpec
+from medrobust.metrics import calibration as cal
+from medrobust.tasks.base import Task
+
+Batch = tuple[Tensor, Tensor]
+
+
+def evaluate(
+    model: nn.Module,
+    data: Any,
+    task: Task,
+    threats: Sequence[ThreatSpec],
+    *,
+    seed: int = 0,
+    batch_size: int = 128,
+    device: str | torch.device | None = None,
+    n: int | None = None,
+    probe_n: int = 64,
+    progress: bool = True,
+) -> Results:
+    """Evaluate ``model`` on ``data`` under every threat; see the module docstring.
+
+    Args:
+        model: maps inputs in [0, 1] to logits; moved to ``device`` and run in eval mode (flags restored).
+        data: a dataset yielding ``(x, target, ...)`` (e.g. :class:`~medrobust.data.ArrayDataset`) or an
+            iterable of such batches (a ``DataLoader``).
+        task: loss, predicate and metrics (e.g. ``ClassificationTask``).
+        threats: the grid; a clean threat is always evaluated first.
+        seed: seeds every random draw (attack starts, noise); each threat gets its own derived generator.
+        batch_size: batch size for datasets.
+        device: where to run; defaults to the model's device.
+        n: evaluate a seeded random subset of ``n`` samples (datasets only).
+        probe_n: samples used by the sanity-check probes.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        :class:`Results` with tidy rows, a summary and the sanity checks (failures are also warned).
+    """
+    start = time.perf_counter()
+    dev = torch.device(device) if device is not None else _model_device(model)
+    grid = _grid(threats)
+    batches = list(_batches(data, batch_size, n, seed))  # kept on the CPU, moved to ``dev`` one at a time
+    targets = torch.cat([y for _, y in batches])
+    passes = sum(len(s.levels) if s.kind == "noise" else 1 for s in grid)
+    was_training = model.training
+    model.to(dev).eval()
+    try:
+        with tqdm(total=passes * len(batches), desc="evaluate", disable=not progress, leave=False) as bar:
+            out = _run_grid(model, task, grid, batches, targets, seed, dev, bar)
+        checks = _checks(model, task, out, batches, targets, probe_n, dev, _generator(seed, -1, dev))
+    finally:
+        model.train(was_training)
+    C.warn_failed(checks)
+    info = getattr(data, "info", None)
+    return Results(
+        rows=out.rows,
+        summary=summarize(out.rows, grid, targets, out.clean_probs),
+        checks=checks,
+        n=len(targets),
+        task=_task_dict(task),
+        dataset=getattr(info, "name", ""),
+        split=getattr(info, "split", ""),
+        config={"threats": [s.to_dict() for s in grid], "batch_size": batch_size, "device": str(dev), "subset": n},
+        versions=versions(),
+        seed=seed,
+        seconds=round(time.perf_counter() - start, 3),
+    )
+
+
+@dataclass
+class _GridOutput:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    curves: list[C.Curve] = field(default_factory=list)
+    clean_outputs: Tensor | None = None
+    clean_probs: Tensor | None = None
+
+
+def _grid(threats: Sequence[ThreatSpec]) -> list[ThreatSpec]:
+    grid = [ThreatSpec.clean(), *(s for s in threats if s.kind != "clean")]
+    keys = [(s.threat, s.norm) for s in grid]
+    dup = next((k for k in keys if keys.count(k) > 1), None)
+    if dup is not None:
+        raise ConfigError(f"threat {dup[0]!r} (norm {dup[1]}) appears twice; give one of them a distinct label")
+    return grid
+
+
+def _run_grid(
+    model: nn.Module, task: Task, grid: list[ThreatSpec], batches: list[Batch], targets: Tensor, seed: int,
+    dev: torch.device, bar: Any,
+) -> _GridOutput:  # fmt: skip
+    res = _GridOutput()
+    for i, spec in enumerate(grid):
+        gen = _generator(seed, i, dev)
+        if spec.kind == "clean":
+            outputs = [torch.cat([_forward(model, x) for x, _ in _tick(batches, bar, dev)])]
+            res.clean_outputs, res.clean_probs = outputs[0], _probabilities(task, outputs[0])
+        elif spec.kind == "attack":
+            outputs = _attack_outputs(model, task, spec, _tick(batches, bar, dev), gen)
+        else:
+            corruption = CORRUPTIONS.create(spec.name, **spec.options)
+            outputs = [
+                torch.cat([_forward(model, corruption(x, v, generator=gen)) for x, _ in _tick(batches, bar, dev)])
+                for v in spec.levels
+            ]
+        for level, out in zip(spec.levels, outputs):
+            res.rows += metric_rows(task, spec, level, out, targets)
+        if spec.kind == "attack":
+            res.curves.append(_curve(task, spec, outputs, targets))
+    return res
+
+
+def _attack_outputs(
+    model: nn.Module, task: Task, spec: ThreatSpec, batches: Iterable[Batch], gen: torch.Generator
+) -> list[Tensor]:
+    """Model outputs at the adversarial points, one ``(N, *)`` CPU tensor per ε (sweep per batch)."""
+    attack = build_attack(spec.name, norm=str(spec.norm), **spec.options)
+    per_batch = [
+        [r.output.cpu() for r in pgd_sweep(model, x, y, task=task, attack=attack, eps_list=spec.levels, generator=gen)]
+        for x, y in batches
+    ]
+    return [torch.cat([b[k] for b in per_batch]) for k in range(len(spec.levels))]
+
+
+def _tick(batches: list[Batch], bar: Any, dev: torch.device) -> Iterator[Batch]:
+    for x, y in batches:
+        yield x.to(dev), y.to(dev)
+        bar.update(1)
+
+
+def metric_rows(task: Task, spec: ThreatSpec, level: float, outputs: Tensor, targets: Tensor) -> list[dict[str, Any]]:
+    """Tidy rows of every metric for one threat level. Shape: ``outputs (N, *)``, ``targets (N, *)``."""
+    values = dict(task.metrics(outputs, targets))
+    probs = _probabilities(task, outputs).numpy()
+    y = targets.detach().cpu().numpy()
+    values["rmsce"] = cal.rmsce(probs, y)
+    values["ece"] = cal.ece(probs, y)
+    values["entropy"] = cal.mean_entropy(probs, multilabel=task.kind == "multilabel")
+    base = {"threat": spec.threat, "norm": spec.norm, "level": float(level)}
+    return [{**base, "metric": k, "value": float(v), "n": len(outputs)} for k, v in values.items()]
+
+
+def _curve(task: Task, spec: ThreatSpec, outputs: list[Tensor], targets: Tensor) -> C.Curve:
+    correct = tuple(task.correct(o, targets).cpu() for o in outputs)
+    return C.Curve(
+        threat=spec.threat, name=spec.name, norm=str(spec.norm), levels=spec.levels,
+        accuracy=tuple(float(c.float().mean()) for c in correct), correct=correct, options=dict(spec.options),
+    )  # fmt: skip
+
+
+def _checks(
+    model: nn.Module, task: Task, grid: _GridOutput, batches: list[Batch], targets: Tensor, probe_n: int,
+    dev: torch.device, gen: torch.Generator,
+) -> list[C.Check]:  # fmt: skip
+    n = len(targets)
+    clean_acc = next(r["value"] for r in grid.rows if r["threat"] == "clean" and r["metric"] == "accuracy")
+    x_all = torch.cat([x for x, _ in batches])[:probe_n].to(dev)
+    y_all = targets[:probe_n].to(dev)
+    assert grid.clean_outputs is not None  # the clean threat always runs first
+    independent = task.kind == "multilabel" or bool(getattr(task, "single_logit", False))
+    out = [C.check_majority(clean_acc, targets), C.check_logits(grid.clean_outputs, independent=independent)]
+    out.append(C.check_gradients(model, task, x_all, y_all))
+    attack_curves = grid.curves
+    for curve in attack_curves:
+        out += [c for c in (C.check_eps_zero(curve, clean_acc, n), C.check_monotone(curve)) if c is not None]
+        if curve.name == "noise":
+            continue
+        out.append(C.check_large_eps(model, task, curve, x_all, y_all, gen))
+        noise = next((c for c in attack_curves if c.name == "noise" and c.norm == curve.norm), None)
+        res = C.check_noise_vs_attack(model, task, curve, noise, x_all, y_all, gen)
+        if res is not None:
+            out.append(res)
+    return out
+
+
+def _forward(model: nn.Module, x: Tensor) -> Tensor:
+    with torch.no_grad():
+        return model(x).detach().cpu()
+
+
+def _probabilities(task: Task, outputs: Tensor) -> Tensor:
+    return task.probabilities(outputs).detach().cpu().double()  # type: ignore[attr-defined]
+
+
+def _generator(seed: int, index: int, device: torch.device) -> torch.Generator:
+    derived = int(np.random.SeedSequence([seed, index + 1]).generate_state(1)[0])
+    return torch.Generator(device=device).manual_seed(derived)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _batches(data: Any, batch_size: int, n: int | None, seed: int) -> Iterable[Batch]:
+    if hasattr(data, "__len__") and hasattr(data, "__getitem__"):
+        total = len(data)
+        idx = torch.arange(total)
+        if n is not None and n < total:
+            perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+            idx = perm[:n].sort().values
+        if hasattr(data, "batch"):
+            return [data.batch(idx[i : i + batch_size])[:2] for i in range(0, len(idx), batch_size)]
+        data = torch.utils.data.DataLoader(torch.utils.data.Subset(data, idx.tolist()), batch_size=batch_size)
+    elif n is not None:
+        raise ConfigError("a subset size n needs a dataset, not a loader; subset the data yourself")
+    return [(b[0], b[1]) for b in data]
+
+
+def _task_dict(task: Task) -> dict[str, Any]:
+    if dataclasses.is_dataclass(task) and not isinstance(task, type):
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(task).items()}
+    return {"kind": task.kind}
+
+
+def versions() -> dict[str, str]:
+    """Versions of medrobust, torch, numpy and Python."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        mine = version("medrobust")
+    except PackageNotFoundError:
+        mine = "unknown"
+    return {"medrobust": mine, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}

@@ -1,0 +1,113 @@
+"""Figures as views of :class:`~medrobust.evaluation.results.Results` (matplotlib, Agg canvas, PNG).
+
+- :func:`robustness_curves`: accuracy (or any metric) vs ε for one threat, one line per run, with the clean
+  value at ε = 0 and the majority-class rate as a dashed reference (a constant classifier's score).
+- :func:`reliability_diagram`: per-bin accuracy vs confidence of the clean top-label predictions (Guo et al.
+  2017), with the calibration errors in the title and the bin counts below.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from medrobust.evaluation.results import Results
+from medrobust.reporting.tables import format_level
+
+_NORM_TEXT = {"linf": "L∞", "l2": "L2"}
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    return path
+
+
+def _in_255ths(levels: Sequence[float]) -> bool:
+    return all("/" in format_level(v) or v == 0 for v in levels) and any(v > 0 for v in levels)
+
+
+def robustness_curves(
+    runs: Sequence[tuple[str, Results]],
+    path: str | Path,
+    *,
+    threat: str,
+    norm: str | None = None,
+    metric: str = "accuracy",
+    title: str | None = None,
+) -> Path:
+    """Plot ``metric`` vs level of ``threat`` for each ``(name, results)``; returns the PNG path.
+
+    The clean value is drawn at level 0 when the grid has no level 0 (as in the AUC-robustness).
+    """
+    curves = []
+    for name, res in runs:
+        levels, values = res.curve(threat, metric, norm)
+        if levels and levels[0] > 0:
+            levels, values = [0.0, *levels], [res.value("clean", metric), *values]
+        if levels:
+            curves.append((name, levels, values))
+    if not curves:
+        raise ValueError(f"no rows for threat {threat!r} (norm {norm}) and metric {metric!r} in the given results")
+    scale = 255.0 if norm == "linf" and _in_255ths([v for _, lv, _ in curves for v in lv]) else 1.0
+    fig = Figure(figsize=(5.6, 3.8))
+    ax = fig.add_subplot()
+    for i, (name, levels, values) in enumerate(curves):
+        ax.plot(np.asarray(levels) * scale, values, marker="o", ms=4, lw=1.8, label=name, color=f"C{i}")
+    if scale != 1.0:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    rates = [float(r.summary["majority_rate"]) for _, r in runs if r.summary.get("majority_rate") is not None]
+    if metric == "accuracy" and rates:
+        ax.axhline(max(rates), color="0.45", ls="--", lw=1, label="majority-class rate")
+    unit = " (×1/255)" if scale != 1.0 else ""
+    xlabel = f"ε, {_NORM_TEXT.get(norm, norm)}{unit}" if norm else f"{threat} level"
+    label = metric.replace("_", " ")
+    default_title = f"{label} under {threat}" + (f" ({_NORM_TEXT.get(norm, norm)})" if norm else "")
+    ax.set(xlabel=xlabel, ylabel=label, title=title or default_title)
+    if metric in ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity"):
+        ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, path)
+
+
+def reliability_diagram(results: Results, path: str | Path, *, title: str | None = None) -> Path:
+    """Clean reliability diagram from ``results.summary["reliability"]``; returns the PNG path."""
+    rel = results.summary.get("reliability")
+    if not rel:
+        raise ValueError("these results hold no reliability bins; re-run the evaluation")
+    edges = np.asarray(rel["edges"], dtype=float)
+    acc = np.array([np.nan if v is None else v for v in rel["accuracy"]], dtype=float)
+    conf = np.array([np.nan if v is None else v for v in rel["confidence"]], dtype=float)
+    count = np.asarray(rel["count"], dtype=float)
+    width, centres = np.diff(edges), (edges[:-1] + edges[1:]) / 2
+    fig = Figure(figsize=(4.6, 5.0))
+    ax, axc = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08})
+    ok = count > 0
+    ax.bar(centres[ok], acc[ok], width[ok], color="C0", edgecolor="white", lw=0.6, label="accuracy")
+    ax.bar(centres[ok], conf[ok] - acc[ok], width[ok], bottom=acc[ok], color="C3", alpha=0.35, edgecolor="C3",
+           lw=0.6, hatch="//", label="gap to confidence")  # fmt: skip
+    ax.plot([0, 1], [0, 1], color="0.3", ls="--", lw=1, label="perfect calibration")
+    ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+    clean = results.summary.get("clean", {})
+    stats = ", ".join(f"{k.upper()} {100 * clean[k]:.2f}%" for k in ("rmsce", "ece") if _finite(clean.get(k)))
+    ax.set_title(title or f"reliability (clean){': ' + stats if stats else ''}", fontsize=10)
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    axc.bar(centres, count, width, color="0.55", edgecolor="white", lw=0.6)
+    axc.set(xlabel="confidence (top label)", ylabel="samples")
+    for a in (ax, axc):
+        a.spines[["top", "right"]].set_visible(False)
+    return _save(fig, path)
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, float) and math.isfinite(v)

@@ -194,7 +194,7 @@ def _train_epoch(
     epochs: int,
 ) -> dict[str, Any]:
     model.train()
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss, correct, seen, judged = 0.0, 0, 0, 0
     logs: dict[str, float] = {}
     n_batches = math.ceil(len(data) / batch_size)
     bar = tqdm(batches(data, batch_size, shuffle), total=n_batches, desc=f"epoch {ctx.epoch}/{epochs}",
@@ -215,11 +215,14 @@ def _train_epoch(
         seen += b
         if out.output is not None:
             correct += int(ctx.task.correct(out.output, batch.target).sum())
+            judged += b
         for k, v in out.logs.items():
             logs[k] = logs.get(k, 0.0) + v * b
         bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
     bar.close()
-    record = {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
+    record: dict[str, Any] = {"train_loss": total_loss / max(seen, 1)}
+    if judged:  # methods that return no clean outputs get no training accuracy
+        record["train_accuracy"] = correct / judged
     record.update({k: v / max(seen, 1) for k, v in logs.items()})
     return record
 

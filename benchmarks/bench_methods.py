@@ -1,0 +1,144 @@
+"""Epoch-time benchmark of the adversarial training methods on CPU.
+
+Same data (phantom-ct 32×32), same model (small_cnn) and the same number of PGD steps for IMA and SAT; the
+methods' epochs are interleaved round-robin so that load changes on the machine hit every method alike, and the
+median epoch time is reported. Targets: IMA / SAT ≤ 1.15 and Fast-AT / standard ≤ 2.5.
+
+Usage:
+    python benchmarks/bench_methods.py            # 512 images, 2 warm-up + 3 timed epochs
+    python benchmarks/bench_methods.py --quick    # 128 images, 1 warm-up + 2 timed epochs
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from medrobust import data, models
+from medrobust.data.base import ArrayDataset
+from medrobust.methods import METHODS, EpochContext, StepContext, TrainingMethod
+from medrobust.tasks.classification import ClassificationTask
+from medrobust.training.loop import batches
+
+
+@dataclass
+class Contender:
+    """One method with its own model copy, optimizer and measurements."""
+
+    key: str
+    label: str
+    method: TrainingMethod
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    seconds: list[float] = field(default_factory=list)
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+def run_epoch(c: Contender, train: ArrayDataset, task: ClassificationTask, epoch: int, batch_size: int) -> float:
+    """One training epoch as :func:`medrobust.training.fit` runs it; returns its wall time in seconds."""
+    shuffle = torch.Generator().manual_seed(epoch)
+    c.model.train()
+    t0 = time.perf_counter()
+    sums: dict[str, float] = {}
+    for step, batch in enumerate(batches(train, batch_size, shuffle)):
+        out = c.method.training_step(c.model, batch, StepContext(task, epoch, step, c.generator, torch.device("cpu")))
+        c.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        c.optimizer.step()
+        for k, v in out.logs.items():
+            sums[k] = sums.get(k, 0.0) + v * len(batch.x)
+    c.method.on_epoch_end(EpochContext(epoch, None, task))
+    c.logs = {k: v / len(train) for k, v in sums.items()}
+    return time.perf_counter() - t0
+
+
+def pretrained(train: ArrayDataset, task: ClassificationTask, epochs: int, batch_size: int) -> nn.Module:
+    """small_cnn after a few standard epochs, the common starting point of every contender."""
+    torch.manual_seed(0)
+    model = models.create("small_cnn", in_channels=1, num_outputs=task.output_dim)
+    c = Contender(
+        "pretrain",
+        "standard",
+        METHODS.create("standard"),
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+        torch.Generator().manual_seed(0),
+    )
+    c.method.setup(model, len(train), task)
+    for epoch in range(epochs):
+        run_epoch(c, train, task, -1 - epoch, batch_size)
+    return model
+
+
+def contenders(
+    base: nn.Module, train: ArrayDataset, task: ClassificationTask, steps: int, eps: float
+) -> list[Contender]:
+    """Each method (key, label, registry name, options) starting from a copy of ``base``."""
+    sat = {"norm": "l2", "eps": eps, "steps": steps}
+    ima = {"steps": steps, "e_max": eps, "delta": eps / 10}
+    specs: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("standard", "standard", "standard", {}),
+        ("fast_at", "fast_at (L∞ 8/255)", "fast_at", {}),
+        ("sat", f"pgd_at (SAT, L2 ε={eps:g}, {steps} steps, eval-mode attack: default)", "pgd_at", sat),
+        ("sat_train", "pgd_at, train-mode attack", "pgd_at", {**sat, "train_mode": True}),
+        ("ima", f"ima (L2, E_max={eps:g}, {steps} steps, train-mode attack: published default)", "ima", ima),
+        ("ima_eval", "ima, eval-mode attack", "ima", {**ima, "train_mode_attack": False}),
+    ]
+    out = []
+    for key, label, name, options in specs:
+        model = copy.deepcopy(base)
+        method = METHODS.create(name, **options)
+        method.setup(model, len(train), task)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        out.append(Contender(key, label, method, model, opt, torch.Generator().manual_seed(1)))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="128 images, 1 warm-up and 2 timed epochs")
+    parser.add_argument("--n", type=int, default=None, help="training images (default 512, quick 128)")
+    parser.add_argument("--steps", type=int, default=10, help="PGD steps of SAT and IMA")
+    parser.add_argument("--eps", type=float, default=1.0, help="SAT radius and IMA E_max (L2)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    n = args.n or (128 if args.quick else 512)
+    warmup, timed = (1, 2) if args.quick else (2, 3)
+    train = data.load("phantom-ct", split="train", size=32, n=n)
+    task = train.task()
+    everyone = contenders(pretrained(train, task, 6, args.batch_size), train, task, args.steps, args.eps)
+    for epoch in range(warmup + timed):
+        for c in everyone:
+            seconds = run_epoch(c, train, task, epoch, args.batch_size)
+            if epoch >= warmup:
+                c.seconds.append(seconds)
+    t = {c.key: statistics.median(c.seconds) for c in everyone}
+    print(
+        f"\nphantom-ct 32×32, n={n}, small_cnn (width 16), batch {args.batch_size}, {args.threads} CPU thread(s), "
+        f"median of {timed} epochs after {warmup} warm-up (all from the same standard-pretrained weights)\n"
+    )
+    print("| method | epoch (s) | last-epoch logs |")
+    print("|---|---:|---|")
+    for c in everyone:
+        logs = ", ".join(f"{k} {v:.2f}" for k, v in sorted(c.logs.items()))
+        print(f"| {c.label} | {t[c.key]:.2f} | {logs} |")
+    print("\n| ratio | measured | target |")
+    print("|---|---:|---:|")
+    print(f"| IMA / SAT (defaults: IMA attacks in train mode, SAT in eval mode) | {t['ima'] / t['sat']:.2f} | ≤ 1.15 |")
+    print(f"| IMA / SAT (both attacks in train mode) | {t['ima'] / t['sat_train']:.2f} | ≤ 1.15 |")
+    print(f"| IMA / SAT (both attacks in eval mode) | {t['ima_eval'] / t['sat']:.2f} | ≤ 1.15 |")
+    print(f"| Fast-AT / standard | {t['fast_at'] / t['standard']:.2f} | ≤ 2.5 |")
+
+
+if __name__ == "__main__":
+    main()

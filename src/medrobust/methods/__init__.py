@@ -1,0 +1,28 @@
+"""Training methods, each a :class:`TrainingMethod` registered by name."""
+
+from __future__ import annotations
+
+from medrobust.methods.adaptive_margin import IMA
+from medrobust.methods.base import Batch, EpochContext, StepContext, StepOutput, TrainingMethod
+from medrobust.methods.erm import Standard
+from medrobust.methods.fast_at import FastAdversarialTraining
+from medrobust.methods.fgsm_aug import FGSMAugmentation
+from medrobust.methods.pgd_at import PGDAdversarialTraining
+from medrobust.methods.trades import TRADES
+from medrobust.registry import Registry
+
+METHODS: Registry[TrainingMethod] = Registry("method")
+METHODS.register("standard", help="ERM: task loss on clean data (baseline)")(Standard)
+METHODS.register("pgd_at", help="SAT: PGD adversarial training at a fixed eps (Madry et al. 2018)")(
+    PGDAdversarialTraining
+)
+METHODS.register("fgsm_aug", help="fine-tune with a retrain percentage of FGSM examples (Yan et al., MRNet)")(
+    FGSMAugmentation
+)
+METHODS.register("trades", help="TRADES: CE + beta*KL(clean || PGD example) (Zhang et al. 2019)")(TRADES)
+METHODS.register("fast_at", help="fast adversarial training: FGSM from a random start (Wong et al. 2020)")(
+    FastAdversarialTraining
+)
+METHODS.register("ima", help="IMA: per-sample increasing-margin adversarial training (Ma & Liang 2023)")(IMA)
+
+__all__ = ["METHODS", "Batch", "EpochContext", "Standard", "StepContext", "StepOutput", "TrainingMethod"]

@@ -1,0 +1,273 @@
+"""IMA: Increasing-Margin Adversarial training (Ma & Liang, "Increasing-Margin Adversarial (IMA) training to
+improve adversarial robustness of neural networks", CMPB 2023, arXiv 2005.09147; METHODS §1.5).
+
+Every training sample ``i`` owns a margin ``E[i]``: the radius at which it is attacked. Samples that survive the
+attack get a larger margin next epoch (``E += δ``); samples that flip are pulled onto the decision boundary by
+bisection, trained on there, and their margin moves towards the boundary distance. "Correct" is ``task.correct``
+and the adversarial point is a :func:`~medrobust.methods.margin_attack.adversarial_point` choice, so AMAT
+(arXiv 2206.01736) is the same algorithm with another predicate and ``stop="final"``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from medrobust.attacks._geometry import Norm, check_norm
+from medrobust.attacks._geometry import norm as norm_of
+from medrobust.attacks.base import model_mode
+from medrobust.errors import DataError
+from medrobust.methods._common import choice, fraction, positive
+from medrobust.methods.base import Batch, EpochContext, StepContext, StepOutput, TrainingMethod
+from medrobust.methods.margin_attack import (
+    ATTACK_LOSSES,
+    BRACKETS,
+    STARTS,
+    STOPS,
+    AttackLoss,
+    Bracket,
+    Start,
+    Stop,
+    adversarial_point,
+    tracked_pgd,
+)
+from medrobust.methods.margin_report import margin_logs, save_margin_figure
+from medrobust.tasks.base import Task
+
+REPORT_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+class Margins:
+    """Per-sample margins ``E`` and the current epoch's ``E_new`` and flags, indexed by dataset index.
+
+    Shape:
+        - E, E_new, seen, clean_ok, flipped: ``(train_size,)``.
+    """
+
+    def __init__(self, size: int, delta: float, device: torch.device | str = "cpu") -> None:
+        self.E = torch.full((size,), float(delta), device=device)
+        self.begin_epoch()
+
+    def begin_epoch(self) -> None:
+        """``E_new = E``; clear the flags."""
+        self.E_new = self.E.clone()
+        self.seen = torch.zeros_like(self.E, dtype=torch.bool)
+        self.clean_ok = torch.zeros_like(self.seen)
+        self.flipped = torch.zeros_like(self.seen)
+
+    def record(self, index: Tensor, clean_ok: Tensor, flipped: Tensor, distance: Tensor) -> None:
+        """Store a batch's flags; for clean-correct flipped samples ``E_new = (E_new + distance) / 2``.
+
+        Shape:
+            - index: ``(B,)`` long; clean_ok, flipped: bool ``(B,)``; distance: ``(B,)``.
+        """
+        self.seen[index] = True
+        self.clean_ok[index] = clean_ok
+        self.flipped[index] = flipped
+        current = self.E_new[index]
+        self.E_new[index] = torch.where(clean_ok & flipped, (current + distance.to(current.dtype)) / 2, current)
+
+    def update(self, delta: float, e_max: float) -> tuple[Tensor, Tensor]:
+        """Epoch end: expand (correct, never flipped: ``E += δ``), refine (correct, flipped: ``E = E_new``),
+        leave misclassified samples alone, clamp to ``[0, e_max]``.
+
+        Returns:
+            The bool masks of the samples whose margin grew (expanded and not already at ``e_max``) and of the
+            refined ones.
+        """
+        expand = self.seen & self.clean_ok & ~self.flipped
+        refine = self.seen & self.clean_ok & self.flipped
+        updated = torch.where(expand, self.E + delta, torch.where(refine, self.E_new, self.E)).clamp(0, e_max)
+        grown = expand & (updated > self.E)
+        self.E = updated
+        return grown, refine
+
+
+class IMA(TrainingMethod):
+    """Increasing-Margin Adversarial training (METHODS §1.5).
+
+    Per batch: a clean train-mode forward; PGD on the whole batch with radius ``E[i]``, ``steps`` steps of
+    ``alpha·E[i]/steps`` (L2-normalised gradient, sign for L∞), tracking each sample's flips; bisection
+    (``bisect_steps``, no gradient) of the clean-correct flipped samples onto the boundary; loss
+    ``(1 − β)·mean L(x) + β·Σ_{i∈A} L(x_adv_i)/B`` with ``A`` = clean-correct and flipped and a separate
+    train-mode forward of the adversarial batch (skipped when ``A`` is empty); ``E_new[i] = (E_new[i] + ‖x_adv_i −
+    x_i‖)/2`` for ``i ∈ A``. Epoch end: see :meth:`Margins.update`. Margins are checkpointed (exact resume).
+
+    Logs per epoch ``margin_q10/q50/q90/mean``, ``margin_expanded`` (fraction of the samples seen whose margin
+    grew; samples held at ``e_max`` do not count), ``margin_refined``, ``margin_acc@ε`` (training accuracy
+    estimated from the margins) at ``report_eps`` (default ``e_max·(0, ¼, ½, ¾, 1)``),
+    ``margin_epochs_without_expansion`` and, with ``margin_stable_epochs = N > 0``, ``margin_stable`` (1 once no
+    margin grew for N epochs: a stop signal); writes ``margins_epoch{N:03d}.png`` into the run folder.
+
+    Deviations from the official code, on purpose: only the clean-correct flipped samples are bisected (their
+    points are the only ones used), so with train-mode batch norm the bisection's batch statistics are those of
+    that subset; where the final PGD iterate is back on the correct side, the first misclassified iterate is the
+    far end of the bisection segment.
+
+    Args:
+        norm: ``"l2"`` (published) or ``"linf"``.
+        delta: margin expansion step δ and initial margin (PathMNIST 0.03; COVID-CT 2.0).
+        e_max: largest margin (PathMNIST 3.0; COVID-CT 12).
+        alpha: PGD step ``alpha·E/steps`` (4).
+        steps: PGD steps (20).
+        beta: weight of the adversarial term (0.5).
+        attack_loss: ``"ce"`` (summed task loss) or ``"margin"`` (soft logit margin, PathMNIST/CIFAR-10).
+        stop: ``"last_correct"`` (published ``stop=3``), ``"midpoint"`` (``stop=1``) or ``"final"`` (no bisection).
+        bracket: bisection segment, ``"clean"`` (``x`` to the final iterate, published) or ``"iterates"``
+            (last-correct to first-wrong iterate).
+        bisect_steps: bisection halvings (10).
+        random_start: ``"sphere"`` (published quirk Q1) or ``"ball"``.
+        train_mode_attack: attack and bisect with batch norm in train mode (published).
+        margin_stable_epochs: N for the ``margin_stable`` signal (0: off).
+        report_eps: ε values of ``margin_acc@ε`` (None: fractions of ``e_max``).
+
+    Shape:
+        - batch.x: ``(B, C, *spatial)`` in [0, 1]; batch.index: ``(B,)`` indices into the training set.
+    """
+
+    name = "ima"
+
+    def __init__(
+        self,
+        norm: Norm = "l2",
+        delta: float = 0.03,
+        e_max: float = 3.0,
+        alpha: float = 4.0,
+        steps: int = 20,
+        beta: float = 0.5,
+        attack_loss: AttackLoss = "ce",
+        stop: Stop = "last_correct",
+        bracket: Bracket = "clean",
+        bisect_steps: int = 10,
+        random_start: Start = "sphere",
+        train_mode_attack: bool = True,
+        margin_stable_epochs: int = 0,
+        report_eps: list[float] | None = None,
+    ) -> None:
+        check_norm(norm)
+        for option, value in (("delta", delta), ("alpha", alpha), ("steps", steps)):
+            positive(self.name, option, value)
+        positive(self.name, "e_max", e_max, allow_inf=True)
+        positive(self.name, "bisect_steps", bisect_steps, allow_zero=True)
+        positive(self.name, "margin_stable_epochs", margin_stable_epochs, allow_zero=True)
+        fraction(self.name, "beta", beta)
+        choice(self.name, "attack_loss", attack_loss, ATTACK_LOSSES)
+        choice(self.name, "stop", stop, STOPS)
+        choice(self.name, "bracket", bracket, BRACKETS)
+        choice(self.name, "random_start", random_start, STARTS)
+        self.norm, self.delta, self.e_max = norm, float(delta), float(e_max)
+        self.alpha, self.steps, self.beta = float(alpha), int(steps), float(beta)
+        self.attack_loss, self.stop, self.bracket, self.bisect_steps = attack_loss, stop, bracket, int(bisect_steps)
+        self.random_start, self.train_mode_attack = random_start, train_mode_attack
+        self.margin_stable_epochs = int(margin_stable_epochs)
+        fractions = [f * self.e_max for f in REPORT_FRACTIONS] if math.isfinite(self.e_max) else [0.0]
+        self.report_eps = [float(e) for e in report_eps] if report_eps is not None else fractions
+        self.margins: Margins | None = None
+        self.epochs_without_expansion = 0
+
+    def setup(self, model: nn.Module, train_size: int, task: Task) -> None:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        self.margins = Margins(train_size, self.delta, device)
+        self.epochs_without_expansion = 0
+
+    def _state(self) -> Margins:
+        if self.margins is None:
+            raise RuntimeError("IMA.setup(model, train_size, task) must run before training")  # programming error
+        return self.margins
+
+    def perturb(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        eps: Tensor,
+        clean_ok: Tensor,
+        task: Task,
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, Tensor]:
+        """Adversarial points ``(B, *)`` (detached) and the bool ``(B,)`` flipped mask for radii ``eps`` ``(B,)``."""
+        with model_mode(model, self.train_mode_attack):
+            tracked = tracked_pgd(
+                model,
+                x,
+                y,
+                task=task,
+                eps=eps,
+                norm=self.norm,
+                steps=self.steps,
+                step_size=eps * (self.alpha / self.steps),
+                loss=self.attack_loss,
+                start=self.random_start,
+                generator=generator,
+            )
+            flipped = tracked.flips > 0
+            x_adv = adversarial_point(
+                model,
+                x,
+                y,
+                tracked,
+                clean_ok & flipped,
+                task=task,
+                stop=self.stop,
+                bracket=self.bracket,
+                steps=self.bisect_steps,
+                train_mode=self.train_mode_attack,
+            )
+        return x_adv.detach(), flipped
+
+    def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> StepOutput:
+        margins, task = self._state(), ctx.task
+        x, y = batch.x, batch.target
+        clean = model(x)
+        clean_ok = task.correct(clean.detach(), y)
+        eps = margins.E[batch.index].to(x.dtype)
+        x_adv, flipped = self.perturb(model, x, y, eps, clean_ok, task, ctx.generator)
+        use = clean_ok & flipped
+        loss = (1 - self.beta) * task.loss(clean, y).mean()
+        if bool(use.any()):
+            adv_loss = task.loss(model(x_adv), y)
+            loss = loss + self.beta * torch.where(use, adv_loss, torch.zeros_like(adv_loss)).sum() / len(x)
+        margins.record(batch.index, clean_ok, flipped, norm_of(x_adv - x.detach(), self.norm))
+        flip_rate, adv_rate = torch.stack([flipped.float().mean(), use.float().mean()]).tolist()
+        return StepOutput(loss, clean.detach(), {"flipped_fraction": flip_rate, "adv_fraction": adv_rate})
+
+    def on_epoch_end(self, ctx: EpochContext) -> dict[str, float]:
+        margins = self._state()
+        seen, ok = margins.seen, margins.clean_ok
+        expanded, refined = margins.update(self.delta, self.e_max)
+        n_seen = max(int(seen.sum()), 1)
+        self.epochs_without_expansion = 0 if bool(expanded.any()) else self.epochs_without_expansion + 1
+        logs = margin_logs(margins.E[seen], ok[seen], self.report_eps)
+        logs.update(
+            margin_expanded=int(expanded.sum()) / n_seen,
+            margin_refined=int(refined.sum()) / n_seen,
+            margin_epochs_without_expansion=float(self.epochs_without_expansion),
+        )
+        if self.margin_stable_epochs:
+            logs["margin_stable"] = float(self.epochs_without_expansion >= self.margin_stable_epochs)
+        if ctx.run_dir is not None:
+            path = Path(ctx.run_dir) / f"margins_epoch{ctx.epoch:03d}.png"
+            save_margin_figure(path, margins.E[seen], ok[seen], e_max=self.e_max, epoch=ctx.epoch, norm=self.norm)
+        margins.begin_epoch()
+        return logs
+
+    def state_dict(self) -> dict[str, Any]:
+        margins = self._state()
+        return {"margins": margins.E.detach().cpu().clone(), "epochs_without_expansion": self.epochs_without_expansion}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = torch.as_tensor(state["margins"])
+        if self.margins is None:
+            self.margins = Margins(saved.numel(), self.delta)
+        if saved.shape != self.margins.E.shape:
+            raise DataError(
+                f"the checkpoint holds margins for {saved.numel()} samples but the training set has "
+                f"{self.margins.E.numel()}; resume with the same training data"
+            )
+        self.margins.E = saved.to(self.margins.E.device, self.margins.E.dtype)
+        self.margins.begin_epoch()
+        self.epochs_without_expansion = int(state.get("epochs_without_expansion", 0))

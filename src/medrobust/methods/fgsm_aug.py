@@ -1,0 +1,82 @@
+"""FGSM adversarial data augmentation for fine-tuning (Yan et al., MRNet knee-MRI robustness study; METHODS §1.3).
+
+Start from a trained model (``train.init`` / ``--init RUN``) and fine-tune on batches in which a *retrain
+percentage* of the samples is replaced by (or extended with) FGSM examples carrying their true labels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from medrobust.attacks._geometry import Norm, check_norm
+from medrobust.attacks.fgsm import FGSM
+from medrobust.errors import ConfigError
+from medrobust.methods._common import choice, positive
+from medrobust.methods.base import Batch, StepContext, StepOutput, TrainingMethod
+
+MODES: tuple[str, ...] = ("replace", "add")
+
+
+class FGSMAugmentation(TrainingMethod):
+    """Per batch, ``k = round(percentage/100 · B)`` samples (ties to even) drawn with the method's generator become
+    FGSM examples.
+
+    ``x + eps·sign(∇ₓL)`` (L∞; ``eps·∇/‖∇‖₂`` for L2), clamped to [0, 1], computed on the chosen samples only
+    with the model in eval mode (``train_mode=True`` to change). ``mode="replace"`` swaps them in place (batch
+    size unchanged); ``mode="add"`` appends them (batch size ``B + k``). The loss is the mean task loss over the
+    resulting batch; the reported output is that of the first ``B`` rows (clean ones in ``"add"`` mode).
+
+    Args:
+        eps: FGSM step (Yan et al. report the best between 1e-5 and 0.003).
+        percentage: retrain percentage in [0, 100] (1, 2, 6 or 10 in the paper).
+        norm: ``"linf"`` or ``"l2"``.
+        mode: ``"replace"`` or ``"add"``.
+        train_mode: run the attack with the model in train mode.
+
+    Shape:
+        - batch.x: ``(B, C, *spatial)`` in [0, 1].
+    """
+
+    name = "fgsm_aug"
+
+    def __init__(
+        self,
+        eps: float = 0.003,
+        percentage: float = 6.0,
+        norm: Norm = "linf",
+        mode: str = "replace",
+        train_mode: bool = False,
+    ) -> None:
+        check_norm(norm)
+        positive(self.name, "eps", eps)
+        choice(self.name, "mode", mode, MODES)
+        if not isinstance(percentage, (int, float)) or not 0 <= percentage <= 100:
+            raise ConfigError(f"fgsm_aug: percentage must lie in [0, 100] (a percent, e.g. 6); got {percentage!r}")
+        self.eps, self.percentage, self.mode = float(eps), float(percentage), mode
+        self.attack = FGSM(norm=norm, train_mode=train_mode)
+
+    def count(self, batch_size: int) -> int:
+        """Number of samples turned into FGSM examples in a batch of ``batch_size``."""
+        return round(self.percentage * batch_size / 100)
+
+    def perturb(self, model: nn.Module, batch: Batch, ctx: StepContext) -> tuple[Tensor, Tensor]:
+        """The training inputs and targets of this step (``(B, *)`` or ``(B + k, *)``), detached."""
+        x, y = batch.x.detach(), batch.target
+        k = self.count(len(x))
+        if k == 0:
+            return x, y
+        chosen = torch.randperm(len(x), generator=ctx.generator, device=ctx.generator.device)[:k].to(x.device)
+        x_adv = self.attack(model, x[chosen], y[chosen], task=ctx.task, eps=self.eps, generator=ctx.generator).x_adv
+        if self.mode == "add":
+            return torch.cat([x, x_adv.detach()]), torch.cat([y, y[chosen]])
+        x = x.clone()
+        x[chosen] = x_adv.detach()
+        return x, y
+
+    def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> StepOutput:
+        x, y = self.perturb(model, batch, ctx)
+        output = model(x)
+        loss = ctx.task.loss(output, y).mean()
+        b = len(batch.x)
+        return StepOutput(loss, output[:b].detach(), {"fgsm_fraction": self.count(b) / b})

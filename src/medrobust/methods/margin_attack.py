@@ -1,0 +1,173 @@
+"""The attack inside adaptive-margin training: PGD with per-iterate tracking, then the adversarial point.
+
+IMA (Ma & Liang, CMPB 2023, arXiv 2005.09147) runs PGD with a per-sample radius (the sample's margin) and
+records, per sample, the last iterate still classified correctly, the first misclassified one and how many
+iterates were misclassified; flipped samples are then bisected onto the decision boundary. Everything is
+written against ``task.correct``, so AMAT (arXiv 2206.01736) reuses it with a loss- or metric-defined predicate.
+The geometry (directions, projection, random starts) comes from :mod:`medrobust.attacks._geometry`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from medrobust.attacks._geometry import Norm, box, direction, project, random_start, uniform_noise, view
+from medrobust.attacks.boundary import bisect_boundary
+from medrobust.tasks.base import Task
+from medrobust.tasks.classification import ClassificationTask
+
+AttackLoss = Literal["ce", "margin"]
+Start = Literal["sphere", "ball"]
+Stop = Literal["last_correct", "midpoint", "final"]
+Bracket = Literal["clean", "iterates"]
+ATTACK_LOSSES: tuple[str, ...] = ("ce", "margin")
+STARTS: tuple[str, ...] = ("sphere", "ball")
+STOPS: tuple[str, ...] = ("last_correct", "midpoint", "final")
+BRACKETS: tuple[str, ...] = ("clean", "iterates")
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """What :func:`tracked_pgd` returns.
+
+    Attributes:
+        final: the last PGD iterate.
+        last_correct: the last iterate before the first misclassified one (``x`` if the start was wrong;
+            the final iterate if no iterate was wrong).
+        first_wrong: the first misclassified iterate (``x`` where none was).
+        flips: number of misclassified iterates (the official ``advc``); ``> 0`` means the sample flipped.
+        final_correct: the final iterate is classified correctly.
+
+    Shape:
+        - final, last_correct, first_wrong: ``(N, *)``; flips, final_correct: ``(N,)``.
+    """
+
+    final: Tensor
+    last_correct: Tensor
+    first_wrong: Tensor
+    flips: Tensor
+    final_correct: Tensor
+
+
+def soft_margin(task: Task, output: Tensor, y: Tensor) -> Tensor:
+    """Soft logit margin ``logsumexp_{j≠y} z_j − z_y`` per sample ``(N,)`` (> 0 roughly means wrong).
+
+    One-logit binary: ``−(2y−1)·z``; multi-label: ``logsumexp_l(−s_l·z_l)`` with ``s = 2y − 1``; tasks that are
+    not classification fall back to ``task.margin``.
+    """
+    if not isinstance(task, ClassificationTask):
+        return task.margin(output, y)
+    z = output.float()
+    if task.single_logit:
+        z = z.reshape(z.shape[0])
+        return -(2 * y.float().reshape(z.shape) - 1) * z
+    if task.kind == "multilabel":
+        return torch.logsumexp(-(2 * y.float() - 1) * z, dim=1)
+    target = y.long().reshape(-1, 1)
+    others = z.scatter(1, target, float("-inf"))
+    return torch.logsumexp(others, dim=1) - z.gather(1, target).squeeze(1)
+
+
+def attack_objective(task: Task, output: Tensor, y: Tensor, loss: AttackLoss) -> Tensor:
+    """Per-sample quantity PGD maximises: ``task.loss`` (``"ce"``) or :func:`soft_margin` (``"margin"``)."""
+    return task.loss(output, y) if loss == "ce" else soft_margin(task, output, y)
+
+
+def start_point(x: Tensor, eps: Tensor, p: Norm, start: Start, generator: torch.Generator | None) -> Tensor:
+    """PGD's random start, clamped to [0, 1].
+
+    ``"sphere"`` (IMA's official code, quirk Q1): ``U[−1, 1)^d`` noise rescaled to L2 norm ``ε`` (on the sphere)
+    or scaled by ``ε`` (L∞, uniform in the cube). ``"ball"``: uniform in the ball (:func:`random_start`).
+    """
+    if start == "ball":
+        return random_start(x, eps, p, generator)
+    return (x + uniform_noise(x, eps, p, symmetric=True, generator=generator)).clamp_(0, 1)
+
+
+def tracked_pgd(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    task: Task,
+    eps: Tensor,
+    norm: Norm,
+    steps: int,
+    step_size: Tensor,
+    loss: AttackLoss = "ce",
+    start: Start = "sphere",
+    generator: torch.Generator | None = None,
+) -> Tracked:
+    """PGD with per-sample radius ``eps`` that tracks the iterates around each sample's first flip.
+
+    ``steps`` gradient steps of ``step_size·direction(∇)`` (L2-normalised or sign), each followed by projection
+    onto the ball ∩ [0, 1]; the ``steps + 1`` iterates (start included) are all classified. Runs in the model's
+    current mode; gradients are taken with respect to the input only, and no ``.item()`` sync happens in the loop.
+
+    Shape:
+        - x: ``(N, *)`` in [0, 1]; y: targets of ``task``; eps, step_size: ``(N,)``.
+    """
+    x = x.detach()
+    bounds = box(x, eps) if norm == "linf" else None
+    step = view(step_size, x)
+    x_adv = start_point(x, eps, norm, start, generator)
+    last_correct, first_wrong = x.clone(), x.clone()
+    flips = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    ok = torch.ones_like(flips, dtype=torch.bool)
+    with torch.enable_grad():
+        for t in range(steps + 1):
+            final = t == steps
+            xr = x_adv.detach().requires_grad_(not final)
+            with torch.set_grad_enabled(not final):
+                out = model(xr)
+            ok = task.correct(out.detach(), y)
+            before = flips == 0
+            last_correct = torch.where(view(before & ok, x), xr.detach(), last_correct)
+            first_wrong = torch.where(view(before & ~ok, x), xr.detach(), first_wrong)
+            flips += (~ok).long()
+            if final:
+                break
+            (grad,) = torch.autograd.grad(attack_objective(task, out, y, loss).sum(), xr)
+            x_adv = project(xr.detach() + step * direction(grad, norm), x, eps, norm, bounds)
+    return Tracked(x_adv.detach(), last_correct, first_wrong, flips, ok)
+
+
+def adversarial_point(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    tracked: Tracked,
+    select: Tensor,
+    *,
+    task: Task,
+    stop: Stop = "last_correct",
+    bracket: Bracket = "clean",
+    steps: int = 10,
+    train_mode: bool = True,
+) -> Tensor:
+    """The point each sample trains on: a boundary point for the ``select``-ed samples, the final iterate otherwise.
+
+    ``stop="final"`` (AMAT) keeps the final PGD iterate. Otherwise the selected samples (flipped ones) are bisected
+    ``steps`` times (no gradient) along a segment from the correct side to the wrong side: ``bracket="clean"``
+    (IMA's settings) uses ``x`` to the final iterate, or to the first misclassified iterate where the final one is
+    back on the correct side; ``bracket="iterates"`` uses the last-correct and first-wrong iterates. ``stop``
+    returns the last point known correct (``"last_correct"``, IMA ``stop=3``) or the bracket's midpoint
+    (``"midpoint"``, ``stop=1``).
+
+    Shape:
+        - x: ``(N, *)``; select: bool ``(N,)``; output: ``(N, *)``.
+    """
+    if stop == "final" or not bool(select.any()):
+        return tracked.final
+    if bracket == "clean":
+        near = x.detach()
+        far = torch.where(view(tracked.final_correct, x), tracked.first_wrong, tracked.final)
+    else:
+        near, far = tracked.last_correct, tracked.first_wrong
+    found = bisect_boundary(model, near, far, y, task=task, steps=steps, crossed=select, train_mode=train_mode)
+    point = found.last_correct if stop == "last_correct" else found.midpoint()
+    return torch.where(view(select, x), point, tracked.final)

@@ -56,7 +56,9 @@ def test_resume_with_changed_setting_is_refused(tmp_path: Path, capsys: pytest.C
         (["--set", "data.options.size=33"], "size"),
     ],
 )
-def test_user_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+def test_user_errors_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
     base = ["train", "--dataset", "phantom-ct", "--model", "small_cnn", "--out", str(tmp_path / "r"), "--no-progress"]
     assert main([*base, "--set", "data.options={size: 32, n: 16}", *args]) == 2
     err = capsys.readouterr().err
@@ -67,7 +69,7 @@ def test_load_model_errors(tmp_path: Path) -> None:
     with pytest.raises(medrobust.DataError, match="not found"):
         medrobust.load_model(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(medrobust.DataError, match="no checkpoint.pt"):
+    with pytest.raises(medrobust.DataError, match=r"no checkpoint\.pt"):
         medrobust.load_model(tmp_path / "empty")
 
 
@@ -81,6 +83,8 @@ def test_list(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
 def test_console_script_exit_code(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "medrobust.cli", "train", "--model", "smal_cnn", "--out", str(tmp_path / "x")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2 and "did you mean 'small_cnn'" in proc.stderr and "Traceback" not in proc.stderr

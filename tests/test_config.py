@@ -5,8 +5,12 @@ from medrobust.errors import ConfigError
 
 
 def test_overrides_and_yaml_round_trip(tmp_path) -> None:
-    c = ExperimentConfig().with_overrides(["optim.lr=0.01", "data.options.size=32", "train.epochs=3", "optim.milestones=[2,4]"])
-    assert c.optim.lr == 0.01 and c.data.options == {"size": 32} and c.train.epochs == 3 and c.optim.milestones == [2, 4]
+    c = ExperimentConfig().with_overrides(
+        ["optim.lr=0.01", "data.options.size=32", "train.epochs=3", "optim.milestones=[2,4]"]
+    )
+    assert (
+        c.optim.lr == 0.01 and c.data.options == {"size": 32} and c.train.epochs == 3 and c.optim.milestones == [2, 4]
+    )
     p = tmp_path / "c.yaml"
     p.write_text(dump_config(c))
     assert load_config(p) == c

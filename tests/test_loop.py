@@ -25,13 +25,27 @@ def setup(schedule: str = "multistep", epochs: int = 4):
 def run(tmp: Path | None, epochs: int, resume: bool = False, **kw):
     model, opt, sched = setup()
     train, val = blobs(64, seed=0), blobs(32, seed=1, split="val")
-    hist = fit(model, METHODS.create("standard"), train, val, task=train.task(), optimizer=opt, scheduler=sched,
-               epochs=epochs, batch_size=16, run_dir=tmp, resume=resume, seed=3, progress=False, **kw)
+    hist = fit(
+        model,
+        METHODS.create("standard"),
+        train,
+        val,
+        task=train.task(),
+        optimizer=opt,
+        scheduler=sched,
+        epochs=epochs,
+        batch_size=16,
+        run_dir=tmp,
+        resume=resume,
+        seed=3,
+        progress=False,
+        **kw,
+    )
     return model, hist
 
 
 def test_fit_learns_and_writes_history(tmp_path: Path) -> None:
-    model, hist = run(tmp_path, 4)
+    _, hist = run(tmp_path, 4)
     assert len(hist.records) == 4
     assert hist.last()["val_accuracy"] >= 0.9
     lines = (tmp_path / "history.jsonl").read_text().splitlines()

@@ -7,6 +7,8 @@ import inspect
 import warnings
 from pathlib import Path
 
+import torch
+
 from medrobust.attacks import ATTACKS
 from medrobust.corruptions import CORRUPTIONS
 from medrobust.errors import ConfigError
@@ -21,7 +23,7 @@ from medrobust.evaluation import (
 )
 from medrobust.reporting import format_level, metrics_table, threat_table
 from medrobust.training.loop import resolve_device
-from medrobust.training.runs import load_run
+from medrobust.training.runs import Run, load_run
 
 NAME = "evaluate"
 HELP = "evaluate a run under attacks (PGD, FGSM, …) and noise; writes results.json, tables and plots"
@@ -32,6 +34,12 @@ TABLE_METRICS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specifi
 def configure(p: argparse.ArgumentParser) -> None:
     """Add the ``evaluate`` options."""
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'medrobust train' (or its checkpoint.pt)")
+    add_threat_arguments(p)
+    p.add_argument("--json", help="results file (default: RUN_DIR/results.json); tables and plots go beside it")
+
+
+def add_threat_arguments(p: argparse.ArgumentParser) -> None:
+    """The threat-grid and evaluation options shared by ``evaluate`` and ``compare``."""
     p.add_argument(
         "--attack",
         action="append",
@@ -56,7 +64,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--json", help="results file (default: RUN_DIR/results.json); tables and plots go beside it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -80,7 +87,7 @@ def threats_from_args(args: argparse.Namespace) -> list[ThreatSpec]:
     return threats
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def check_args(args: argparse.Namespace) -> None:
     for flag in ("steps", "restarts", "batch_size"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
@@ -88,20 +95,26 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Load the run, evaluate the threat grid, write results.json, tables and plots, print the summary."""
-    _check_args(args)
-    threats = threats_from_args(args)
-    device = resolve_device(args.device)
-    run_ = load_run(args.run_dir, device=str(device))
+def evaluate_run(run_: Run, threats: list[ThreatSpec], args: argparse.Namespace, device: torch.device) -> Results:
+    """Evaluate a loaded run on ``args.split`` under ``threats`` (failed checks are reported, not warned)."""
     data = run_.dataset(args.split)
     print(f"evaluating {run_.name} on {data.info.name} ({args.split}, n = {min(args.n or len(data), len(data))})")
-    with warnings.catch_warnings():  # failed checks are printed in the summary below
+    with warnings.catch_warnings():  # failed checks are printed in the summary
         warnings.simplefilter("ignore", RobustnessCheckWarning)
         results = evaluate(run_.model, data, run_.task, threats, seed=args.seed, batch_size=args.batch_size,
                            device=device, n=args.n, progress=not args.no_progress)  # fmt: skip
     results.model, results.method = run_.config.model.name, run_.config.method.name
     results.config["run"] = str(run_.path)
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the run, evaluate the threat grid, write results.json, tables and plots, print the summary."""
+    check_args(args)
+    threats = threats_from_args(args)
+    device = resolve_device(args.device)
+    run_ = load_run(args.run_dir, device=str(device))
+    results = evaluate_run(run_, threats, args, device)
     out = Path(args.json) if args.json else run_.path / "results.json"
     written = write_outputs(results, out, run_.name)
     for spec in results.summary["threats"]:

@@ -15,17 +15,30 @@ HELP = "train a model (config file and/or flags) into a run folder; --resume con
 
 # flag -> dotted config key
 FLAG_KEYS = {
-    "dataset": "data.name", "data_root": "data.root", "model": "model.name", "method": "method.name",
-    "epochs": "train.epochs", "seed": "train.seed", "lr": "optim.lr", "optimizer": "optim.name",
-    "batch_size": "train.batch_size", "device": "train.device", "init": "train.init",
+    "dataset": "data.name",
+    "data_root": "data.root",
+    "model": "model.name",
+    "method": "method.name",
+    "epochs": "train.epochs",
+    "seed": "train.seed",
+    "lr": "optim.lr",
+    "optimizer": "optim.name",
+    "batch_size": "train.batch_size",
+    "device": "train.device",
+    "init": "train.init",
 }
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Add the ``train`` options."""
     p.add_argument("--config", help="YAML experiment file (e.g. recipes/phantom-standard.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set optim.lr=0.01 --set data.options.size=32")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optim.lr=0.01 --set data.options.size=32",
+    )
     p.add_argument("--out", required=True, help="run folder (config.yaml, checkpoint.pt, history.jsonl, metrics.json)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--dataset", help="dataset name (medrobust list datasets)")
@@ -56,8 +69,12 @@ def run(args: argparse.Namespace) -> int:
     """Train and print the per-epoch log and the clean test metrics."""
     config = resolve_config(args)
     epochs = config.train.epochs
-    print(f"training {config.model.name} on {config.data.name} with {config.method.name} for {epochs} epochs → {args.out}")
-    run_, _ = train_run(config, args.out, resume=args.resume, callbacks=(lambda r: print(epoch_line(r, epochs), flush=True),))
+    print(
+        f"training {config.model.name} on {config.data.name} with {config.method.name} for {epochs} epochs → {args.out}"
+    )
+    train_run(
+        config, args.out, resume=args.resume, callbacks=(lambda r: print(epoch_line(r, epochs), flush=True),)
+    )
     metrics = json.loads((Path(args.out) / METRICS).read_text())
     print(f"\nclean test metrics (n = {metrics['n']}):")
     print(format_table(CLEAN_METRICS, [[metrics[k] for k in CLEAN_METRICS]]))

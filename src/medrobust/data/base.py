@@ -110,7 +110,8 @@ class ArrayDataset(torch.utils.data.Dataset[tuple[Tensor, Tensor, int]]):
         return np.bincount(self.targets.numpy().ravel(), minlength=self.info.num_classes)
 
     def __repr__(self) -> str:
-        return f"ArrayDataset({self.info.name!r}, split={self.info.split!r}, n={len(self)}, shape={tuple(self.images.shape[1:])})"
+        shape = tuple(self.images.shape[1:])
+        return f"ArrayDataset({self.info.name!r}, split={self.info.split!r}, n={len(self)}, shape={shape})"
 
 
 def _validate(images: NDArray[Any], targets: NDArray[Any], info: DatasetInfo) -> None:
@@ -133,4 +134,7 @@ def _validate(images: NDArray[Any], targets: NDArray[Any], info: DatasetInfo) ->
         if t.ndim != 1:
             raise DataError(f"{where}: labels must have shape (N,), got {t.shape}")
         if t.min() < 0 or t.max() >= info.num_classes:
-            raise DataError(f"{where}: label {int(t.max() if t.max() >= info.num_classes else t.min())} is outside 0..{info.num_classes - 1}")
+            raise DataError(
+                f"{where}: label {int(t.max() if t.max() >= info.num_classes else t.min())} "
+                f"is outside 0..{info.num_classes - 1}"
+            )

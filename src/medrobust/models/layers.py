@@ -9,12 +9,12 @@ from medrobust.errors import ConfigError
 
 def conv(spatial_dims: int) -> type[nn.Conv2d] | type[nn.Conv3d]:
     """``nn.Conv2d`` or ``nn.Conv3d``."""
-    return {2: nn.Conv2d, 3: nn.Conv3d}[_check_dims(spatial_dims)]
+    return nn.Conv2d if _check_dims(spatial_dims) == 2 else nn.Conv3d
 
 
 def max_pool(spatial_dims: int) -> type[nn.MaxPool2d] | type[nn.MaxPool3d]:
     """``nn.MaxPool2d`` or ``nn.MaxPool3d``."""
-    return {2: nn.MaxPool2d, 3: nn.MaxPool3d}[_check_dims(spatial_dims)]
+    return nn.MaxPool2d if _check_dims(spatial_dims) == 2 else nn.MaxPool3d
 
 
 def global_avg_pool(spatial_dims: int) -> nn.Module:

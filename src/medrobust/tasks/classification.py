@@ -86,7 +86,7 @@ class ClassificationTask:
         return z.argmax(dim=1)
 
     def probabilities(self, output: Tensor) -> Tensor:
-        """Class probabilities ``(N, K)`` (binary single-logit: ``[1 - σ(z), σ(z)]``); label probabilities for multi-label."""
+        """Class probabilities ``(N, K)``; ``[1 - σ(z), σ(z)]`` for one logit; label probabilities for multi-label."""
         z = self._logits(output).float()
         if self.single_logit:
             p = torch.sigmoid(z)
@@ -119,7 +119,9 @@ class ClassificationTask:
         """Raise :class:`DataError` for labels outside the class range or of the wrong shape."""
         if self.kind == "multilabel":
             if target.ndim != 2 or target.shape[1] != self.num_classes:
-                raise DataError(f"multi-label targets must have shape (N, {self.num_classes}); got {tuple(target.shape)}")
+                raise DataError(
+                    f"multi-label targets must have shape (N, {self.num_classes}); got {tuple(target.shape)}"
+                )
             bad = ~((target == 0) | (target == 1))
         else:
             if target.ndim != 1:
@@ -127,9 +129,7 @@ class ClassificationTask:
             bad = (target < 0) | (target >= self.num_classes) | (target != target.long())
         if bool(bad.any()):
             value = target[bad].flatten()[0].item()
-            raise DataError(
-                f"label {value} is out of range for {self.num_classes} classes; fix the labels or the task"
-            )
+            raise DataError(f"label {value} is out of range for {self.num_classes} classes; fix the labels or the task")
 
     def metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, float]:
         """Accuracy, balanced accuracy, ROC AUC, sensitivity and specificity of a whole split.

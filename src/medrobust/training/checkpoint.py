@@ -52,7 +52,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises many types for truncated/corrupt files
-        raise DataError(f"checkpoint {str(path)!r} is corrupt or truncated ({type(e).__name__}); retrain or restore it") from None
+        raise DataError(
+            f"checkpoint {str(path)!r} is corrupt or truncated ({type(e).__name__}); retrain or restore it"
+        ) from None
     if not isinstance(state, dict) or "model" not in state:
         raise DataError(f"{str(path)!r} is not a medrobust checkpoint (no 'model' entry)")
     return state

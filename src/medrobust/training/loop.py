@@ -78,7 +78,9 @@ def batches(dataset: ArrayDataset, batch_size: int, generator: torch.Generator |
 
 
 @torch.no_grad()
-def predict(model: nn.Module, dataset: ArrayDataset, *, batch_size: int = 256, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+def predict(
+    model: nn.Module, dataset: ArrayDataset, *, batch_size: int = 256, device: torch.device | None = None
+) -> tuple[Tensor, Tensor]:
     """Model outputs and targets over a whole split (eval mode, restored afterwards).
 
     Shape:
@@ -145,7 +147,10 @@ def fit(
         raise ConfigError(f"epochs and batch_size must be ≥ 1, got {epochs} and {batch_size}")
     device = torch.device(device)
     model.to(device)
-    gens = {"shuffle": torch.Generator().manual_seed(seed), "method": torch.Generator(device=device).manual_seed(seed + 1)}
+    gens = {
+        "shuffle": torch.Generator().manual_seed(seed),
+        "method": torch.Generator(device=device).manual_seed(seed + 1),
+    }
     torch.manual_seed(seed)
     method.setup(model, len(train), task)
     history = History()
@@ -155,7 +160,10 @@ def fit(
         ckpt_path.parent.mkdir(parents=True, exist_ok=True)
         if ckpt_path.exists():
             if not resume:
-                raise ConfigError(f"{ckpt_path.parent} already holds a checkpoint; pass --resume to continue it or choose another --out")
+                raise ConfigError(
+                    f"{ckpt_path.parent} already holds a checkpoint; "
+                    "pass --resume to continue it or choose another --out"
+                )
             start = _restore(load_checkpoint(ckpt_path), model, optimizer, scheduler, method, gens, history)
     autocast = _autocast_factory(device, amp)
     for epoch in range(start, epochs + 1):
@@ -197,8 +205,14 @@ def _train_epoch(
     total_loss, correct, seen, judged = 0.0, 0, 0, 0
     logs: dict[str, float] = {}
     n_batches = math.ceil(len(data) / batch_size)
-    bar = tqdm(batches(data, batch_size, shuffle), total=n_batches, desc=f"epoch {ctx.epoch}/{epochs}",
-               leave=False, disable=not progress or None, dynamic_ncols=True)
+    bar = tqdm(
+        batches(data, batch_size, shuffle),
+        total=n_batches,
+        desc=f"epoch {ctx.epoch}/{epochs}",
+        leave=False,
+        disable=not progress or None,
+        dynamic_ncols=True,
+    )
     for step, batch in enumerate(bar):
         batch = Batch(batch.x.to(ctx.device), batch.target.to(ctx.device), batch.index.to(ctx.device))
         ctx.step = step
@@ -206,7 +220,9 @@ def _train_epoch(
             out = method.training_step(model, batch, ctx)
         loss = float(out.loss.detach())
         if not math.isfinite(loss):
-            raise TrainingDiverged(f"loss became {loss} at epoch {ctx.epoch}, step {step}; lower the learning rate or check the data")
+            raise TrainingDiverged(
+                f"loss became {loss} at epoch {ctx.epoch}, step {step}; lower the learning rate or check the data"
+            )
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()

@@ -57,13 +57,17 @@ def load_split(config: ExperimentConfig, split: str) -> ArrayDataset:
     return data.load(config.data.name, split, root=config.data.root, **config.data.options)
 
 
-def build_model(config: ExperimentConfig, info: data.DatasetInfo, task: ClassificationTask, train: ArrayDataset | None) -> nn.Module:
+def build_model(
+    config: ExperimentConfig, info: data.DatasetInfo, task: ClassificationTask, train: ArrayDataset | None
+) -> nn.Module:
     """The model of ``config`` for data described by ``info`` (normalisation statistics from ``train``)."""
     mean, std = _normalisation(config.model.normalize, info.channels, train)
     options = dict(config.model.options)
     if len(info.spatial) == 3:
         options.setdefault("spatial_dims", 3)
-    return models.create(config.model.name, in_channels=info.channels, num_outputs=task.output_dim, mean=mean, std=std, **options)
+    return models.create(
+        config.model.name, in_channels=info.channels, num_outputs=task.output_dim, mean=mean, std=std, **options
+    )
 
 
 def _normalisation(mode: str, channels: int, train: ArrayDataset | None) -> tuple[list[float], list[float]]:
@@ -74,7 +78,7 @@ def _normalisation(mode: str, channels: int, train: ArrayDataset | None) -> tupl
     x = train.images.float()
     if train.images.dtype == torch.uint8:
         x = x / 255.0
-    dims = [0] + list(range(2, x.ndim))
+    dims = [0, *range(2, x.ndim)]
     mean = x.mean(dim=dims)
     std = x.std(dim=dims).clamp_min(1e-3)
     return mean.tolist(), std.tolist()
@@ -101,9 +105,23 @@ def train_run(
     atomic_write_text(out / CONFIG, dump_config(config))
     t = config.train
     history = fit(
-        model, method, train, val, task=task, optimizer=optimizer, scheduler=scheduler, epochs=t.epochs,
-        batch_size=t.batch_size, eval_batch_size=t.eval_batch_size, run_dir=out, resume=resume, seed=t.seed,
-        device=device, amp=t.amp, progress=t.progress, callbacks=callbacks,
+        model,
+        method,
+        train,
+        val,
+        task=task,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        eval_batch_size=t.eval_batch_size,
+        run_dir=out,
+        resume=resume,
+        seed=t.seed,
+        device=device,
+        amp=t.amp,
+        progress=t.progress,
+        callbacks=callbacks,
         extra_state={"config": config.to_dict(), "dataset": train.info.to_dict(), "task": dataclasses.asdict(task)},
     )
     model.eval()
@@ -146,14 +164,21 @@ def load_run(path: str | Path, *, device: str = "cpu") -> Run:
     p = Path(path)
     ckpt = p / CHECKPOINT if p.is_dir() else p
     if not p.exists():
-        raise DataError(f"run {str(p)!r} not found; pass a run folder written by 'medrobust train' or its checkpoint.pt")
+        raise DataError(
+            f"run {str(p)!r} not found; pass a run folder written by 'medrobust train' or its checkpoint.pt"
+        )
     if p.is_dir() and not ckpt.exists():
         raise DataError(f"{str(p)!r} holds no {CHECKPOINT}; it is not a (finished or started) medrobust run")
     state = load_checkpoint(ckpt)
     try:
         config = ExperimentConfig.from_dict(state["config"])
-        info = data.DatasetInfo(**{**state["dataset"], "spatial": tuple(state["dataset"]["spatial"]),
-                                   "class_names": tuple(state["dataset"]["class_names"])})
+        info = data.DatasetInfo(
+            **{
+                **state["dataset"],
+                "spatial": tuple(state["dataset"]["spatial"]),
+                "class_names": tuple(state["dataset"]["class_names"]),
+            }
+        )
         task = ClassificationTask(**{**state["task"], "class_names": tuple(state["task"]["class_names"])})
     except (KeyError, TypeError) as e:
         raise DataError(f"{ckpt} lacks run metadata ({e}); it was not written by 'medrobust train'") from None

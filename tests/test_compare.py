@@ -1,0 +1,65 @@
+"""``medrobust compare`` end to end on two tiny phantom runs, and the failure status of a collapsed model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medrobust.cli import main
+from medrobust.evaluation import Results
+from medrobust.reporting.comparison import Entry, comparison_table, status
+
+TINY = ["--set", "data.options={size: 32, n: 48}", "--epochs", "1", "--batch-size", "16", "--no-progress"]
+GRID = ["--norm", "l2", "--eps", "0,0.5,1", "--steps", "3", "--noise", "gaussian:0.01", "--n", "24", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    root = tmp_path_factory.mktemp("runs")
+    out = []
+    for method, extra in (("standard", []), ("pgd_at", ["--set", "method.options={eps: 0.5, norm: l2, steps: 2}"])):
+        path = root / method
+        assert main(["train", "--method", method, "--out", str(path), *TINY, *extra]) == 0
+        out.append(path)
+    return out
+
+
+def test_compare_writes_table_and_reuses_results(
+    runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cmp"
+    assert main(["compare", *map(str, runs), *GRID, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| standard" in text and "| pgd_at" in text and "AUC-rob" in text and "gaussian mean acc" in text
+    for name in ("comparison.md", "comparison.csv", "comparison.tex", "comparison.json", "robustness_pgd_l2.png"):
+        assert (out / name).is_file(), name
+    assert main(["compare", *map(str, runs), *GRID, "--out", str(out)]) == 0
+    assert capsys.readouterr().out.count("reusing") == 2
+    assert main(["compare", *map(str, runs), *GRID[:-3], "--n", "20", "--out", str(out)]) == 0
+    assert "reusing" not in capsys.readouterr().out  # another grid: evaluated again
+
+
+def test_compare_errors(runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", str(runs[0]), str(runs[0]), "--out", str(tmp_path)]) == 2
+    assert main(["compare", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def _results(clean: float, majority: float, failed: list[str]) -> Results:
+    summary = {"clean_accuracy": clean, "majority_rate": majority, "clean": {"rmsce": 0.1, "entropy": 0.5},
+               "threats": [{"threat": "pgd", "norm": "l2", "kind": "attack", "levels": [0.0, 1.0],
+                            "accuracy": [clean, clean], "auc_robustness": clean, "mean_accuracy": clean}]}  # fmt: skip
+    checks = [{"name": n, "passed": False, "message": "x"} for n in failed]
+    return Results(rows=[], summary=summary, checks=checks)
+
+
+def test_collapsed_model_shows_as_failure() -> None:
+    assert status(_results(0.5, 0.5, ["above_majority"])) == "FAIL: clean ≤ majority rate"
+    assert status(_results(0.9, 0.5, [])) == "ok"
+    assert status(_results(0.9, 0.5, ["monotone[pgd/l2]"])).startswith("check:")
+    table = comparison_table(
+        [Entry("a", "standard", _results(0.9, 0.5, [])), Entry("b", "ima", _results(0.5, 0.5, ["above_majority"]))]
+    )
+    md = table.to_markdown()
+    assert "FAIL" in md and "acc @ 1" in md

@@ -57,9 +57,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(
-        self, name: str, *, help: str = "", **meta: Any
-    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(self, name: str, *, help: str = "", **meta: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator registering ``factory`` under ``name`` (names are unique)."""
 
         def decorate(factory: Callable[..., T]) -> Callable[..., T]:
@@ -109,4 +107,6 @@ def check_options(what: str, factory: Callable[..., Any], options: dict[str, Any
     accepted = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
     for key in options:
         if key not in accepted:
-            raise ConfigError(f"unknown option {key!r} for {what}{suggest(key, accepted)} (options: {', '.join(accepted)})")
+            raise ConfigError(
+                f"unknown option {key!r} for {what}{suggest(key, accepted)} (options: {', '.join(accepted)})"
+            )

@@ -52,7 +52,9 @@ def balanced_accuracy(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) ->
     return float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
 
 
-def roc_curve(y_true: ArrayLike, score: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+def roc_curve(
+    y_true: ArrayLike, score: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """ROC curve of binary labels against scores: ``(fpr, tpr, thresholds)``, starting at (0, 0).
 
     Ties in ``score`` are one step, as in scikit-learn (``drop_intermediate=False``).

@@ -22,7 +22,9 @@ MODELS: Registry[nn.Module] = Registry("model")
 
 
 @MODELS.register("small_cnn", help="3-block CNN (72 k parameters at width 16), fast on CPU")
-def small_cnn(*, in_channels: int, num_outputs: int, width: int = 16, norm: str = "batch", spatial_dims: int = 2) -> nn.Module:
+def small_cnn(
+    *, in_channels: int, num_outputs: int, width: int = 16, norm: str = "batch", spatial_dims: int = 2
+) -> nn.Module:
     """Small CNN (see :class:`SmallCNN`)."""
     return SmallCNN(in_channels, num_outputs, width=width, norm=norm, spatial_dims=spatial_dims)
 

@@ -24,7 +24,9 @@ class Normalize(nn.Module):
         - output: whatever ``net`` returns.
     """
 
-    def __init__(self, net: nn.Module, mean: Sequence[float] | float = 0.5, std: Sequence[float] | float = 0.25) -> None:
+    def __init__(
+        self, net: nn.Module, mean: Sequence[float] | float = 0.5, std: Sequence[float] | float = 0.25
+    ) -> None:
         super().__init__()
         m = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
         s = torch.as_tensor(std, dtype=torch.float32).reshape(-1)

@@ -32,7 +32,11 @@ class SmallCNN(nn.Module):
         for mult in (1, 2, 4):
             c = width * mult
             for _ in range(2):
-                layers += [Conv(c_in, c, 3, padding=1, bias=norm == "none"), norm_layer(norm, c, spatial_dims), nn.ReLU()]
+                layers += [
+                    Conv(c_in, c, 3, padding=1, bias=norm == "none"),
+                    norm_layer(norm, c, spatial_dims),
+                    nn.ReLU(),
+                ]
                 c_in = c
             layers.append(Pool(2))
         self.features = nn.Sequential(*layers, global_avg_pool(spatial_dims))

@@ -50,6 +50,9 @@ def add_threat_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eps", help=f"comma-separated ε list, fractions allowed (default linf: {DEFAULT_EPS['linf']}; "
                    f"l2: {DEFAULT_EPS['l2']})")  # fmt: skip
     p.add_argument("--steps", type=int, default=20, help="attack steps (default: 20)")
+    p.add_argument(
+        "--rel-step", type=float, help="step = REL_STEP·ε/steps (default 2.5, Madry; IMA's protocol: 10 with 100 steps)"
+    )
     p.add_argument("--loss", default="ce", help="attack loss: ce, margin or ce,margin (worst case; default: ce)")
     p.add_argument("--restarts", type=int, default=1, help="random restarts per loss (default: 1)")
     p.add_argument(
@@ -74,6 +77,8 @@ def threats_from_args(args: argparse.Namespace) -> list[ThreatSpec]:
     if names != ["none"]:
         eps = parse_levels(args.eps or DEFAULT_EPS[args.norm])
         wanted = {"steps": args.steps, "loss": parse_loss(args.loss), "restarts": args.restarts}
+        if args.rel_step is not None:
+            wanted["rel_step"] = args.rel_step
         for name in names:
             params = inspect.signature(ATTACKS.get(name).factory).parameters
             options = {k: v for k, v in wanted.items() if k in params}
@@ -88,6 +93,8 @@ def threats_from_args(args: argparse.Namespace) -> list[ThreatSpec]:
 
 
 def check_args(args: argparse.Namespace) -> None:
+    if args.rel_step is not None and not args.rel_step > 0:
+        raise ConfigError(f"--rel-step must be > 0, got {args.rel_step}")
     for flag in ("steps", "restarts", "batch_size"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")

@@ -37,7 +37,7 @@ def registry_of(kind: str) -> Registry[Any]:
 def run(args: argparse.Namespace) -> int:
     """Print a table of names, metadata and one-line descriptions."""
     registry = registry_of(args.kind)
-    meta_keys = sorted({k for e in registry for k in e.meta if not callable(e.meta[k])})
+    meta_keys = sorted({k for e in registry for k, v in e.meta.items() if isinstance(v, (str, int, float, bool))})
     rows = [[e.name, *(_meta(e.meta.get(k)) for k in meta_keys), e.help] for e in registry]
     print(format_table(["name", *meta_keys, "description"], rows))
     return 0

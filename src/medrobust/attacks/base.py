@@ -1,0 +1,137 @@
+"""The attack interface, its result, the attack registry and the helpers every attack shares.
+
+An attack is a small frozen config called as ``attack(model, x, y, task=..., eps=..., generator=...)``; the
+model is an argument, so one config serves a model that changes during training. Attacks differentiate with
+``torch.autograd.grad`` with respect to the input only (parameter ``.grad`` and ``requires_grad`` are never
+touched) and restore every module's train/eval flag, also on exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from medrobust.attacks._geometry import check_generator, check_images, view
+from medrobust.errors import DataError
+from medrobust.registry import Registry
+from medrobust.tasks.base import Task
+
+LossName = Literal["ce", "margin"]
+LOSSES: tuple[str, ...] = ("ce", "margin")
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """What an attack returns.
+
+    Attributes:
+        x_adv: adversarial inputs in [0, 1], within ε of ``x`` per sample.
+        fooled: bool, ``not task.correct(model(x_adv), y)`` (targeted attacks: ``task.correct(model(x_adv), y)``,
+            i.e. the model predicts the target).
+        output: model output at ``x_adv`` (detached), so callers need no extra forward pass.
+        steps_run: gradient steps (or noise draws) actually run, summed over restarts and losses.
+
+    Shape:
+        - x_adv: ``(N, *)`` like ``x``.
+        - fooled: ``(N,)``.
+        - output: ``(N, *)`` like the model output.
+    """
+
+    x_adv: Tensor
+    fooled: Tensor
+    output: Tensor
+    steps_run: int
+
+
+class Attack(Protocol):
+    """An attack config: ``attack(model, x, y, task=..., eps=..., generator=...) -> AttackResult``."""
+
+    def __call__(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        *,
+        task: Task,
+        eps: float | Tensor,
+        generator: torch.Generator | None = None,
+    ) -> AttackResult: ...
+
+
+ATTACKS: Registry[Attack] = Registry("attack")
+
+
+@contextmanager
+def model_mode(model: nn.Module, train: bool) -> Iterator[None]:
+    """Put ``model`` in train (``True``) or eval mode, then restore every submodule's own flag."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.train(train)
+    try:
+        yield
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+def check_batch(x: Tensor, y: Tensor, task: Task, generator: torch.Generator | None = None) -> None:
+    """Validate an attack's inputs: images in [0, 1], matching targets, generator device."""
+    check_images(x)
+    if y.shape[0] != x.shape[0]:
+        raise DataError(f"{x.shape[0]} inputs but {y.shape[0]} targets; pass one target per input")
+    task.check_target(y)
+    check_generator(generator, x)
+
+
+def objective(task: Task, output: Tensor, y: Tensor, loss: str, targeted: bool) -> Tensor:
+    """Per-sample quantity the attack maximises ``(N,)``: ``task.loss`` or ``task.margin``, negated if targeted."""
+    value = task.loss(output, y) if loss == "ce" else task.margin(output, y)
+    return -value if targeted else value
+
+
+def success(task: Task, output: Tensor, y: Tensor, targeted: bool) -> Tensor:
+    """Bool ``(N,)``: the attack succeeded (untargeted: wrong; targeted: predicts ``y``)."""
+    right = task.correct(output, y)
+    return right if targeted else ~right
+
+
+@dataclass
+class WorstCase:
+    """Per-sample best attack point so far: a fooled point beats any other, then the higher score wins.
+
+    Shape:
+        - x: ``(N, *)``; out: ``(N, *)``; fooled, score: ``(N,)``.
+    """
+
+    x: Tensor
+    out: Tensor
+    fooled: Tensor
+    score: Tensor
+
+    def update(self, ids: Tensor | None, x: Tensor, out: Tensor, fooled: Tensor, score: Tensor) -> None:
+        """Merge candidates for rows ``ids`` (all rows when ``None``) where they are worse for the model."""
+        if ids is None:
+            take = _better(fooled, score, self.fooled, self.score)
+            self.x = torch.where(view(take, x), x, self.x)
+            self.out = torch.where(view(take, out), out, self.out)
+            self.fooled = torch.where(take, fooled, self.fooled)
+            self.score = torch.where(take, score, self.score)
+            return
+        take = _better(fooled, score, self.fooled[ids], self.score[ids])
+        rows = ids[take]
+        self.x[rows] = x[take]
+        self.out[rows] = out[take]
+        self.fooled[rows] = fooled[take]
+        self.score[rows] = score[take]
+
+    def result(self, steps_run: int) -> AttackResult:
+        """The tracked points as an :class:`AttackResult`."""
+        return AttackResult(self.x.detach(), self.fooled.clone(), self.out.detach(), steps_run)
+
+
+def _better(fooled: Tensor, score: Tensor, best_fooled: Tensor, best_score: Tensor) -> Tensor:
+    return (fooled & ~best_fooled) | ((fooled == best_fooled) & (score > best_score))

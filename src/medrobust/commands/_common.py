@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-
-def format_value(v: Any) -> str:
-    """Floats with 4 decimals, NaN as '—', others as str."""
-    if isinstance(v, float):
-        return "—" if math.isnan(v) else f"{v:.4f}"
-    return str(v)
+from medrobust.reporting.tables import CellKind, Table
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A Markdown table (readable as plain text too)."""
-    cells = [[str(h) for h in header]] + [[format_value(v) for v in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])
+    """A Markdown table (readable as plain text): float columns with 4 decimals, missing values as '—'."""
+    text: CellKind = "text"
+    kinds = tuple(_kind(col) for col in zip(*rows)) if rows else (text,) * len(header)
+    return Table(tuple(header), tuple(tuple(r) for r in rows), kinds).to_markdown()
+
+
+def _kind(column: Sequence[Any]) -> CellKind:
+    return "value" if all(isinstance(v, float) or v is None for v in column) else "text"
 
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:

@@ -20,7 +20,7 @@ from medrobust.commands.compare import compare_entry, write_comparison
 from medrobust.commands.evaluate import threats_from_args
 from medrobust.config import ExperimentConfig
 from medrobust.errors import ConfigError
-from medrobust.reporting.tables import Table
+from medrobust.reporting.tables import CellKind, Table
 from medrobust.training.loop import resolve_device
 from medrobust.training.runs import METRICS, load_run, train_run
 
@@ -104,7 +104,9 @@ def clean_table(folders: list[Path]) -> Table:
     for folder in folders:
         m = json.loads((folder / METRICS).read_text())
         rows.append((folder.name, *(m[k] for k in CLEAN_METRICS)))
-    return Table(("run", *CLEAN_METRICS), tuple(rows), ("text", *("value",) * len(CLEAN_METRICS)), "clean test metrics")
+    value: CellKind = "value"
+    kinds: tuple[CellKind, ...] = ("text", *((value,) * len(CLEAN_METRICS)))
+    return Table(("run", *CLEAN_METRICS), tuple(rows), kinds, "clean test metrics")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -54,7 +54,7 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0
-    schedule: str = "none"
+    schedule: str = "cosine"
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
 

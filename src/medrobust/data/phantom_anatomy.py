@@ -232,12 +232,13 @@ def _lesion(
 ) -> tuple[list[list[float]], tuple[float, float]]:
     """The lesion rows (main ellipse first) and its centre (x, y), placed wholly inside a lung field.
 
-    Below 64 pixels per side the radii grow with the pixel size, so that lesions span as many pixels as at 64.
+    Below 64 pixels per side the radii grow with the square root of the pixel size, so that lesions stay
+    resolvable and the task about as hard at 28 and 32 pixels.
     """
     lo, hi = spec.solid_radius if kind == SOLID else spec.ggo_radius
     reach = 1.3 if kind == SOLID else 1.0  # lobules stick out of a solid nodule
     margin = max(3.0, 0.75 * pixel_mm)
-    radius = rng.uniform(lo, hi) * max(1.0, pixel_mm / (FOV_MM / 64))
+    radius = rng.uniform(lo, hi) * max(1.0, pixel_mm / (FOV_MM / 64)) ** 0.5
     center, radius = _place(rng, radius, lungs, blockers, reach, margin)
     b, angle = radius * rng.uniform(0.7, 1.0), rng.uniform(0, math.pi)
     if kind == GGO:

@@ -42,14 +42,14 @@ class DemoPlan:
         default_factory=lambda: {
             "standard": {},
             "sat": {"eps": 0.25, "norm": "l2", "steps": 7},
-            "ima": {"norm": "l2", "e_max": 0.5, "delta": 0.05, "steps": 10},
+            "ima": {"norm": "l2", "e_max": 0.5, "delta": 0.05, "steps": 7},
         }
     )
 
 
 PLANS = {
-    "full": DemoPlan(data={"size": 32}, epochs=8, eval_n=500),
-    "fast": DemoPlan(data={"size": 32, "n": 600}, epochs=4, eval_n=200),
+    "full": DemoPlan(data={"size": 32, "n": 1000}, epochs=6, eval_n=500),
+    "fast": DemoPlan(data={"size": 32, "n": 400}, epochs=4, eval_n=200),
 }
 
 

@@ -88,3 +88,13 @@ def test_console_script_exit_code(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 2 and "did you mean 'small_cnn'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_same_seed_same_weights_across_runs(tmp_path: Path) -> None:
+    """The weight initialisation is seeded by train.seed, not by whatever the global RNG holds."""
+    torch.manual_seed(123)  # disturb the global RNG between the two runs
+    assert train(tmp_path / "a", "--epochs", "1") == 0
+    torch.rand(7)
+    assert train(tmp_path / "b", "--epochs", "1") == 0
+    a, b = medrobust.load_model(tmp_path / "a").state_dict(), medrobust.load_model(tmp_path / "b").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -35,20 +35,20 @@ class DemoPlan:
     data: dict[str, Any]
     epochs: int
     eval_n: int
-    eps: str = "0,0.1,0.2,0.3,0.5,0.75,1"
+    eps: str = "0,0.05,0.1,0.2,0.3,0.5"
     steps: int = 20
-    noise: str = "gaussian:0.005,0.01,0.02,0.05"
+    noise: str = "gaussian:0.0005,0.001,0.002,0.005"
     methods: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {
             "standard": {},
-            "sat": {"eps": 0.25, "norm": "l2", "steps": 7},
-            "ima": {"norm": "l2", "e_max": 0.5, "delta": 0.05, "steps": 7},
+            "sat": {"eps": 0.1, "norm": "l2", "steps": 7},
+            "ima": {"norm": "l2", "e_max": 0.3, "delta": 0.03, "steps": 7},
         }
     )
 
 
 PLANS = {
-    "full": DemoPlan(data={"size": 32, "n": 1000}, epochs=6, eval_n=500),
+    "full": DemoPlan(data={"size": 32, "n": 1000}, epochs=5, eval_n=400),
     "fast": DemoPlan(data={"size": 32, "n": 400}, epochs=4, eval_n=200),
 }
 

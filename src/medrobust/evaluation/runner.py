@@ -73,7 +73,7 @@ def evaluate(
     was_training = model.training
     model.to(dev).eval()
     try:
-        with tqdm(total=passes * len(batches), desc="evaluate", disable=not progress, leave=False) as bar:
+        with tqdm(total=passes * len(batches), desc="evaluate", disable=not progress or None, leave=False) as bar:
             out = _run_grid(model, task, grid, batches, targets, seed, dev, bar)
         checks = _checks(model, task, out, batches, targets, probe_n, dev, _generator(seed, -1, dev))
     finally:

@@ -95,6 +95,7 @@ def train_run(
     train = load_split(config, "train")
     val = load_split(config, "val")
     task = train.task()
+    torch.manual_seed(config.train.seed)  # the weight initialisation is part of the run's seed
     model = build_model(config, train.info, task, train)
     if config.train.init:
         model.load_state_dict(load_run(config.train.init).model.state_dict())

@@ -72,9 +72,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"training {config.model.name} on {config.data.name} with {config.method.name} for {epochs} epochs → {args.out}"
     )
-    train_run(
-        config, args.out, resume=args.resume, callbacks=(lambda r: print(epoch_line(r, epochs), flush=True),)
-    )
+    train_run(config, args.out, resume=args.resume, callbacks=(lambda r: print(epoch_line(r, epochs), flush=True),))
     metrics = json.loads((Path(args.out) / METRICS).read_text())
     print(f"\nclean test metrics (n = {metrics['n']}):")
     print(format_table(CLEAN_METRICS, [[metrics[k] for k in CLEAN_METRICS]]))

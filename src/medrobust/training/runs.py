@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from medrobust import data, models
-from medrobust.config import ExperimentConfig, dump_config
+from medrobust.config import ExperimentConfig, dump_config, load_config
 from medrobust.data.base import ArrayDataset
 from medrobust.errors import ConfigError, DataError
 from medrobust.methods import METHODS
@@ -148,8 +148,6 @@ def _check_resume(config: ExperimentConfig, out: Path, resume: bool) -> None:
         return
     if not saved.exists():
         return
-    from medrobust.config import load_config
-
     old, new = load_config(saved).to_dict(), config.to_dict()
     for section, values in new.items():
         for key, value in values.items():

@@ -56,9 +56,7 @@ class GaussianNoise:
 
     def __call__(self, x: Tensor, level: float, *, generator: torch.Generator | None = None) -> Tensor:
         """Add Gaussian noise of variance ``level`` to ``x`` ``(N, *)`` and clip to [0, 1]."""
-        _check(x, level, generator)
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return (x + (noise * level**0.5 + self.mean)).clamp_(0, 1)
+        return (x + _normal(x, level, self.mean, generator)).clamp_(0, 1)
 
 
 @dataclass(frozen=True)
@@ -69,9 +67,7 @@ class SpeckleNoise:
 
     def __call__(self, x: Tensor, level: float, *, generator: torch.Generator | None = None) -> Tensor:
         """Add speckle noise of variance ``level`` to ``x`` ``(N, *)`` and clip to [0, 1]."""
-        _check(x, level, generator)
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return (x + x * (noise * level**0.5 + self.mean)).clamp_(0, 1)
+        return (x + x * _normal(x, level, self.mean, generator)).clamp_(0, 1)
 
 
 @dataclass(frozen=True)
@@ -91,3 +87,10 @@ class SaltPepperNoise:
         flipped = torch.rand(x.shape, generator=generator, device=x.device) < level
         salted = torch.rand(x.shape, generator=generator, device=x.device) < self.salt_vs_pepper
         return torch.where(flipped, salted.to(x.dtype), x)
+
+
+def _normal(x: Tensor, variance: float, mean: float, generator: torch.Generator | None) -> Tensor:
+    """Checked draw of ``N(mean, variance)`` noise shaped like ``x``."""
+    _check(x, variance, generator)
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return noise * variance**0.5 + mean

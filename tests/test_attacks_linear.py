@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from medrobust.attacks import FGSM, PGD, bisect_boundary, estimate_margins, ifgsm
 from medrobust.attacks._geometry import Norm
 from medrobust.attacks.base import LossName
+from medrobust.errors import ConfigError
 from medrobust.tasks import ClassificationTask
 
 SHAPE = (1, 6, 8)
@@ -180,3 +181,44 @@ def test_bisection_of_a_segment_that_stays_correct() -> None:
     correct = dist > 0
     assert torch.equal(edge.last_correct[correct], x_far[correct])
     assert bool(torch.isinf(edge.upper[correct]).all()) and torch.equal(edge.upper[~correct], torch.zeros(2))
+
+
+@pytest.mark.parametrize("case", ["binary", "multiclass"])
+def test_illinois_is_exact_on_a_linear_margin_in_two_steps(case: str) -> None:
+    model, x, y, _ = CASES[case]("l2")
+    task = task_of(case)
+    ref = bisect_boundary(model, x, _pushed(model, x, y, task), y, task=task, steps=30)
+    fast = bisect_boundary(model, x, _pushed(model, x, y, task), y, task=task, steps=2, refine="illinois")
+    assert torch.equal(fast.crossed, ref.crossed)
+    assert torch.allclose(fast.distance, ref.distance, atol=2.5e-4)  # 10 halvings of these ~0.5-long segments: 5e-4
+
+
+def _pushed(model: nn.Module, x: Tensor, y: Tensor, task: ClassificationTask) -> Tensor:
+    """Points well across the boundary: a 30-step PGD at a large L2 radius."""
+    return PGD(norm="l2", steps=30, random_start=False).__call__(model, x, y, task=task, eps=0.5).x_adv
+
+
+def test_illinois_matches_bisection_on_a_curved_boundary() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 3))
+    x = torch.rand(64, 1, 4, 4)
+    task = ClassificationTask(kind="multiclass", num_classes=3)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    far = PGD(norm="l2", steps=40, random_start=False).__call__(model, x, y, task=task, eps=3.0).x_adv
+    ref = bisect_boundary(model, x, far, y, task=task, steps=30)
+    fast = bisect_boundary(model, x, far, y, task=task, steps=4, refine="illinois")
+    ten = bisect_boundary(model, x, far, y, task=task, steps=10)
+    assert bool(ref.crossed.all())
+    err_fast = (fast.distance - ref.distance).abs() / ref.distance
+    err_ten = (ten.distance - ref.distance).abs() / ref.distance
+    assert float(err_fast.median()) <= float(err_ten.median())  # 4 Illinois steps beat 10 halvings
+    with torch.no_grad():
+        assert bool(task.correct(model(fast.last_correct), y).all())
+        assert not bool(task.correct(model(fast.first_wrong), y).any())
+
+
+def test_unknown_refinement_is_a_config_error() -> None:
+    model, x, y, _ = binary_case("l2")
+    with pytest.raises(ConfigError, match="illinois"):
+        bisect_boundary(model, x, x, y, task=task_of("binary"), refine="newton")  # type: ignore[arg-type]

@@ -128,6 +128,24 @@ def test_training_step_loss_weighting_and_margin_bookkeeping() -> None:
     assert logs["margin_acc@0"] == 0.75  # one of the four seen samples is misclassified
 
 
+def test_illinois_refinement_finds_the_bisection_boundary_with_fewer_forwards() -> None:
+    calls = {"bisection": 0, "illinois": 0}
+    distances = {}
+    for refine in calls:
+        model = Threshold()
+        model.register_forward_hook(lambda *_, r=refine: calls.__setitem__(r, calls[r] + 1))
+        ima = IMA(delta=0.1, e_max=0.35, refine=refine)  # type: ignore[arg-type]
+        ima.setup(model, 6, BINARY)
+        assert ima.margins is not None
+        ima.margins.E = torch.tensor([0.2, 0.1, 0.25, 0.3, 0.25, 0.3])
+        ima.margins.begin_epoch()
+        batch = Batch(images([0.1, 0.9, 0.6, 0.4]), torch.tensor([0, 1, 1, 1]), torch.tensor([3, 1, 0, 5]))
+        ima.training_step(model, batch, ctx())
+        distances[refine] = float(ima.margins.E_new[0])
+    assert distances["illinois"] == pytest.approx(distances["bisection"], abs=1e-3)
+    assert calls["bisection"] - calls["illinois"] == 10 - 4  # same attack, 4 Illinois steps instead of 10 halvings
+
+
 def test_loss_grads_do_not_include_the_attack() -> None:
     torch.manual_seed(0)
     model = models.create("small_cnn", in_channels=1, num_outputs=1, width=4, norm="none")

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from medrobust.attacks._geometry import Norm, box, direction, project, random_start, uniform_noise, view
-from medrobust.attacks.boundary import bisect_boundary
+from medrobust.attacks.boundary import REFINES, Refine, bisect_boundary
 from medrobust.tasks.base import Task
 from medrobust.tasks.classification import ClassificationTask
 
@@ -28,6 +28,7 @@ ATTACK_LOSSES: tuple[str, ...] = ("ce", "margin")
 STARTS: tuple[str, ...] = ("sphere", "ball")
 STOPS: tuple[str, ...] = ("last_correct", "midpoint", "final")
 BRACKETS: tuple[str, ...] = ("clean", "iterates")
+__all__ = ["REFINES", "Refine", "Tracked", "adversarial_point", "attack_objective", "soft_margin", "tracked_pgd"]
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,11 @@ class Tracked:
         first_wrong: the first misclassified iterate (``x`` where none was).
         flips: number of misclassified iterates (the official ``advc``); ``> 0`` means the sample flipped.
         final_correct: the final iterate is classified correctly.
+        margins: ``task.margin`` at ``last_correct``, ``first_wrong`` and ``final`` (used by Illinois refinement);
+            None when not tracked.
 
     Shape:
-        - final, last_correct, first_wrong: ``(N, *)``; flips, final_correct: ``(N,)``.
+        - final, last_correct, first_wrong: ``(N, *)``; flips, final_correct: ``(N,)``; margins: three ``(N,)``.
     """
 
     final: Tensor
@@ -51,6 +54,7 @@ class Tracked:
     first_wrong: Tensor
     flips: Tensor
     final_correct: Tensor
+    margins: tuple[Tensor, Tensor, Tensor] | None = None
 
 
 def soft_margin(task: Task, output: Tensor, y: Tensor) -> Tensor:
@@ -118,22 +122,24 @@ def tracked_pgd(
     last_correct, first_wrong = x.clone(), x.clone()
     flips = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     ok = torch.ones_like(flips, dtype=torch.bool)
+    g_last = g_first = g = torch.zeros(x.shape[0], device=x.device)
     with torch.enable_grad():
         for t in range(steps + 1):
             final = t == steps
             xr = x_adv.detach().requires_grad_(not final)
             with torch.set_grad_enabled(not final):
                 out = model(xr)
-            ok = task.correct(out.detach(), y)
+            ok, g = task.correct(out.detach(), y), task.margin(out.detach(), y).float()
             before = flips == 0
             last_correct = torch.where(view(before & ok, x), xr.detach(), last_correct)
             first_wrong = torch.where(view(before & ~ok, x), xr.detach(), first_wrong)
+            g_last, g_first = torch.where(before & ok, g, g_last), torch.where(before & ~ok, g, g_first)
             flips += (~ok).long()
             if final:
                 break
             (grad,) = torch.autograd.grad(attack_objective(task, out, y, loss).sum(), xr)
             x_adv = project(xr.detach() + step * direction(grad, norm), x, eps, norm, bounds)
-    return Tracked(x_adv.detach(), last_correct, first_wrong, flips, ok)
+    return Tracked(x_adv.detach(), last_correct, first_wrong, flips, ok, (g_last, g_first, g))
 
 
 def adversarial_point(
@@ -148,6 +154,8 @@ def adversarial_point(
     bracket: Bracket = "clean",
     steps: int = 10,
     train_mode: bool = True,
+    refine: Refine = "bisection",
+    clean_margin: Tensor | None = None,
 ) -> Tensor:
     """The point each sample trains on: a boundary point for the ``select``-ed samples, the final iterate otherwise.
 
@@ -156,18 +164,27 @@ def adversarial_point(
     (IMA's settings) uses ``x`` to the final iterate, or to the first misclassified iterate where the final one is
     back on the correct side; ``bracket="iterates"`` uses the last-correct and first-wrong iterates. ``stop``
     returns the last point known correct (``"last_correct"``, IMA ``stop=3``) or the bracket's midpoint
-    (``"midpoint"``, ``stop=1``).
+    (``"midpoint"``, ``stop=1``). ``refine="illinois"`` replaces the halvings by Illinois steps (see
+    :func:`~medrobust.attacks.boundary.bisect_boundary`), using the margins tracked by :func:`tracked_pgd` and
+    ``clean_margin`` (``task.margin`` at ``x``) as the segment ends' values when they are available.
 
     Shape:
-        - x: ``(N, *)``; select: bool ``(N,)``; output: ``(N, *)``.
+        - x: ``(N, *)``; select: bool ``(N,)``; clean_margin: ``(N,)``; output: ``(N, *)``.
     """
     if stop == "final" or not bool(select.any()):
         return tracked.final
+    g = tracked.margins
+    ends: tuple[Tensor, Tensor] | None = None
     if bracket == "clean":
         near = x.detach()
         far = torch.where(view(tracked.final_correct, x), tracked.first_wrong, tracked.final)
+        if g is not None and clean_margin is not None:
+            ends = (clean_margin, torch.where(tracked.final_correct, g[1], g[2]))
     else:
         near, far = tracked.last_correct, tracked.first_wrong
-    found = bisect_boundary(model, near, far, y, task=task, steps=steps, crossed=select, train_mode=train_mode)
+        ends = None if g is None else (g[0], g[1])
+    found = bisect_boundary(
+        model, near, far, y, task=task, steps=steps, crossed=select, train_mode=train_mode, refine=refine, margins=ends
+    )
     point = found.last_correct if stop == "last_correct" else found.midpoint()
     return torch.where(view(select, x), point, tracked.final)

@@ -213,8 +213,8 @@ def test_medmnist_name_errors(tmp_path: Path) -> None:
         load("medmnist", root=str(tmp_path), flag="pathmnst")
     assert_one_line(err, "did you mean 'pathmnist'")
     with pytest.raises(ConfigError) as err:
-        load("medmnist", root=str(tmp_path), flag="organmnist3d")
-    assert_one_line(err, "later release")
+        load("medmnist", root=str(tmp_path), flag="organmnist3d", size=224)
+    assert_one_line(err, "3D flag")
     with pytest.raises(ConfigError, match="size 32"):
         load("medmnist", root=str(tmp_path), flag="pathmnist", size=32)
 

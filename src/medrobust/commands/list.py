@@ -25,6 +25,11 @@ KINDS = {
 def configure(p: argparse.ArgumentParser) -> None:
     """Add the ``list`` argument."""
     p.add_argument("kind", choices=sorted(KINDS), help="what to list")
+    p.add_argument(
+        "--data-root",
+        help="with 'datasets': check this folder for the files (default: each dataset's folder under "
+        "$MEDROBUST_DATA or ~/.medrobust/data)",
+    )
 
 
 def registry_of(kind: str) -> Registry[Any]:
@@ -39,7 +44,14 @@ def run(args: argparse.Namespace) -> int:
     registry = registry_of(args.kind)
     meta_keys = sorted({k for e in registry for k, v in e.meta.items() if isinstance(v, (str, int, float, bool))})
     rows = [[e.name, *(_meta(e.meta.get(k)) for k in meta_keys), e.help] for e in registry]
-    print(format_table(["name", *meta_keys, "description"], rows))
+    headers = ["name", *meta_keys, "description"]
+    if args.kind == "datasets":
+        from medrobust.data.paths import presence
+
+        root = getattr(args, "data_root", None)
+        rows = [[*row[:-1], presence(e.name, root), row[-1]] for row, e in zip(rows, registry)]
+        headers = [*headers[:-1], "files present", "description"]
+    print(format_table(headers, rows))
     return 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from medrobust.commands._common import CLEAN_METRICS, epoch_line, format_table
 from medrobust.config import ExperimentConfig, load_config
+from medrobust.evaluation.summary import DENSE_PREFIXES
 from medrobust.training.runs import METRICS, train_run
 
 NAME = "train"
@@ -26,6 +27,7 @@ FLAG_KEYS = {
     "batch_size": "train.batch_size",
     "device": "train.device",
     "init": "train.init",
+    "skip_bad": "data.options.skip_bad",
 }
 
 
@@ -43,6 +45,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--dataset", help="dataset name (medrobust list datasets)")
     p.add_argument("--data-root", help="folder holding the dataset files")
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        default=None,
+        help="skip (and count) unreadable or missing data files instead of stopping (file-based datasets)",
+    )
     p.add_argument("--model", help="model name (medrobust list models)")
     p.add_argument("--method", help="training method (medrobust list methods)")
     p.add_argument("--epochs", type=int)
@@ -75,5 +83,7 @@ def run(args: argparse.Namespace) -> int:
     train_run(config, args.out, resume=args.resume, callbacks=(lambda r: print(epoch_line(r, epochs), flush=True),))
     metrics = json.loads((Path(args.out) / METRICS).read_text())
     print(f"\nclean test metrics (n = {metrics['n']}):")
-    print(format_table(CLEAN_METRICS, [[metrics[k] for k in CLEAN_METRICS]]))
+    dense = [k for k in metrics if k.startswith(DENSE_PREFIXES)]  # segmentation / landmarks
+    shown = [*dense, "accuracy"] if dense else list(CLEAN_METRICS)
+    print(format_table(shown, [[metrics[k] for k in shown]]))
     return 0

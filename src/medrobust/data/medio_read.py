@@ -1,0 +1,155 @@
+"""Reading DICOM and NIfTI files into float arrays, intensity windowing to [0, 1], and resizing.
+
+DICOM pixel values become modality values (Hounsfield units for CT) through ``RescaleSlope`` and
+``RescaleIntercept`` (DICOM PS3.3 C.11.1); a window of centre ``c`` and width ``w`` then maps ``[c − w/2, c + w/2]``
+linearly onto [0, 1] and clips (a simplification of the standard's VOI LUT, C.11.2.1.2); ``MONOCHROME1`` images
+are inverted so that bright means dense. NIfTI voxels are read with their ``scl_slope``/``scl_inter`` applied
+(nibabel ``get_fdata``), reoriented to the closest canonical (RAS+) orientation and stored as ``(D, H, W)`` =
+``(z, y, x)``. Needs the optional extra ``dicom`` (pydicom, nibabel).
+"""
+
+from __future__ import annotations
+
+import importlib
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+
+from medrobust.data.imageio import one_line
+from medrobust.errors import ConfigError, DataError
+
+FloatArray = NDArray[np.float32]
+READ_ERRORS = (OSError, EOFError, ValueError, AttributeError, KeyError, NotImplementedError, RuntimeError, zlib.error)
+
+
+def require(module: str, loader: str) -> Any:
+    """Import ``module`` or raise a one-line :class:`DataError` naming the extra that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DataError(f"{loader} needs the {module} package: pip install 'medrobust[dicom]'") from None
+
+
+def _dicom_values(ds: Any, path: Path) -> FloatArray:
+    try:
+        raw = ds.pixel_array
+    except READ_ERRORS as err:
+        raise DataError(f"{path}: no readable pixel data ({one_line(err)})") from None
+    slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
+    intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
+    return (np.asarray(raw, dtype=np.float32) * slope + intercept).astype(np.float32)
+
+
+def read_dicom(path: Path) -> tuple[FloatArray, dict[str, Any]]:
+    """One DICOM file → modality values ``(H, W)`` (or ``(F, H, W)`` multi-frame) and its display facts.
+
+    Returns:
+        ``(values, facts)`` with ``facts["window"]`` the file's first ``(centre, width)`` or ``None`` and
+        ``facts["invert"]`` true for ``MONOCHROME1``; ``facts["z"]`` the slice position for sorting a series.
+    """
+    pydicom = require("pydicom", "dicom-folder")
+    try:
+        ds = pydicom.dcmread(str(path))
+    except (pydicom.errors.InvalidDicomError, *READ_ERRORS) as err:
+        raise DataError(f"{path}: not a readable DICOM file ({one_line(err)})") from None
+    values = _dicom_values(ds, path)
+    centre, width = getattr(ds, "WindowCenter", None), getattr(ds, "WindowWidth", None)
+    window = None
+    if centre is not None and width is not None:
+        first = [float(v[0] if isinstance(v, pydicom.multival.MultiValue) else v) for v in (centre, width)]
+        window = (first[0], first[1])
+    position = getattr(ds, "ImagePositionPatient", None)
+    z = float(position[2]) if position is not None and len(position) == 3 else float(getattr(ds, "InstanceNumber", 0))
+    return values, {"window": window, "invert": getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1", "z": z}
+
+
+def read_dicom_series(folder: Path) -> tuple[FloatArray, dict[str, Any]]:
+    """A folder of single-slice DICOM files → a volume ``(D, H, W)`` ordered by slice position.
+
+    Raises:
+        DataError: no ``.dcm`` files, or a slice whose shape differs from the others (the message names it).
+    """
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".dcm")
+    if not files:
+        raise DataError(f"{folder}: no .dcm files in this series folder")
+    slices = [(read_dicom(p), p) for p in files]
+    first_shape, first_path = slices[0][0][0].shape, slices[0][1]
+    for (values, _), p in slices:
+        if values.shape != first_shape:
+            raise DataError(f"{p}: slice shape {values.shape} differs from {first_path} {first_shape} in the series")
+        if values.ndim != 2:
+            raise DataError(f"{p}: multi-frame file inside a series folder; name the file itself in the CSV")
+    slices.sort(key=lambda s: s[0][1]["z"])
+    return np.stack([s[0][0] for s in slices]), slices[0][0][1]
+
+
+def read_nifti(path: Path) -> tuple[FloatArray, dict[str, Any]]:
+    """A NIfTI file → volume ``(D, H, W)`` in closest-canonical orientation (``(z, y, x)`` voxel order).
+
+    Raises:
+        DataError: unreadable or truncated file, or not a 3D volume (trailing singleton axes are dropped).
+    """
+    nib = require("nibabel", "nifti-folder")
+    try:
+        img = nib.as_closest_canonical(nib.load(str(path)))
+        data = np.asarray(img.get_fdata(dtype=np.float32))
+    except (nib.filebasedimages.ImageFileError, *READ_ERRORS) as err:
+        raise DataError(f"{path}: not a readable NIfTI file ({one_line(err)})") from None
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise DataError(f"{path}: volume has shape {data.shape}; medrobust reads 3D volumes (x, y, z)")
+    return np.ascontiguousarray(data.transpose(2, 1, 0)), {"window": None, "invert": False}
+
+
+def to_unit(
+    values: FloatArray, window: str | Sequence[float], percentiles: Sequence[float], facts: dict[str, Any], path: Path
+) -> FloatArray:
+    """Map intensities to [0, 1].
+
+    Args:
+        values: modality values (any shape).
+        window: ``"percentile"`` (per file, between ``percentiles``), ``"minmax"``, ``"dicom"`` (the file's own
+            window) or ``[centre, width]`` in modality units (e.g. ``[40, 400]`` HU for soft tissue).
+        percentiles: ``(low, high)`` in percent, for ``"percentile"``.
+        facts: from the reader (``window``, ``invert``).
+        path: for messages.
+    """
+    if window == "percentile":
+        lo, hi = (float(v) for v in np.percentile(values, [percentiles[0], percentiles[1]]))
+    elif window == "minmax":
+        lo, hi = float(values.min()), float(values.max())
+    elif window == "dicom":
+        if facts.get("window") is None:
+            raise DataError(f"{path}: has no WindowCenter/WindowWidth; use window=percentile or [centre, width]")
+        c, w = facts["window"]
+        lo, hi = c - w / 2, c + w / 2
+    elif not isinstance(window, str) and len(window) == 2 and float(window[1]) > 0:
+        c, w = float(window[0]), float(window[1])
+        lo, hi = c - w / 2, c + w / 2
+    else:
+        raise ConfigError(f"window must be 'percentile', 'minmax', 'dicom' or [centre, width > 0], got {window!r}")
+    out = np.clip((values - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(values)
+    return (1.0 - out if facts.get("invert") else out).astype(np.float32)
+
+
+def resize(values: FloatArray, shape: tuple[int, ...] | None) -> FloatArray:
+    """Resize a 2D image (bilinear, antialiased) or 3D volume (trilinear) to ``shape``; ``None`` keeps it.
+
+    Shape:
+        ``(H, W)`` or ``(D, H, W)`` → ``shape``.
+    """
+    if shape is None or tuple(values.shape) == tuple(shape):
+        return values
+    x = torch.from_numpy(np.ascontiguousarray(values))[None, None]
+    if values.ndim == 2:
+        y = F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=True)
+    else:
+        y = F.interpolate(x, size=shape, mode="trilinear", align_corners=False)
+    return y[0, 0].clamp_(0.0, 1.0).numpy()

@@ -83,21 +83,34 @@ def test_pgd_at_mixes_clean_and_adversarial_losses() -> None:
 
 
 @pytest.mark.parametrize("mode", ["replace", "add"])
-def test_fgsm_aug_perturbs_exactly_round_p_b_samples(mode: str) -> None:
-    batch = batch_of(blobs(32), 20)
-    method = FGSMAugmentation(eps=0.1, percentage=12.5, mode=mode)  # round(0.125 · 20) = round(2.5) = 2
-    x, y = method.perturb(cnn(), batch, ctx())
-    k = method.count(20)
-    assert k == 2
-    if mode == "replace":
-        changed = (x != batch.x).flatten(1).any(dim=1)
-        assert int(changed.sum()) == k and torch.equal(y, batch.target)
-        assert float((x - batch.x).abs().max()) == pytest.approx(0.1, abs=1e-6)
-    else:
-        assert x.shape[0] == 20 + k and torch.equal(x[:20], batch.x)
-        extra = x[20:]
-        source = [int(((batch.x - e).abs().flatten(1).amax(dim=1) <= 0.1 + 1e-6).nonzero()[0]) for e in extra]
-        assert y[20:].tolist() == batch.target[source].tolist()
+def test_fgsm_aug_perturbs_exactly_round_p_n_samples_per_epoch(mode: str) -> None:
+    data, model = blobs(40), cnn()
+    method = FGSMAugmentation(eps=0.1, percentage=12.5, mode=mode)  # round(0.125 · 40) = 5 per epoch
+    method.setup(model, len(data), BINARY)
+    assert method.count(40) == 5
+    generator = torch.Generator().manual_seed(0)
+    selections = []
+    for epoch in (1, 2):
+        c = StepContext(BINARY, epoch, 0, generator, torch.device("cpu"))
+        total = 0
+        for part in (torch.arange(0, 20), torch.arange(20, 40)):  # two batches of 20: the selection spans both
+            batch = Batch(*data.batch(part))
+            x, y = method.perturb(model, batch, c)
+            chosen = method.selected[part]
+            if mode == "replace":
+                changed = (x != batch.x).flatten(1).any(dim=1)
+                assert torch.equal(changed, chosen) and torch.equal(y, batch.target)
+                if chosen.any():
+                    assert float((x - batch.x).abs().max()) == pytest.approx(0.1, abs=1e-6)
+            else:
+                k = int(chosen.sum())
+                assert x.shape[0] == 20 + k and torch.equal(x[:20], batch.x)
+                assert torch.equal(x[20:] - batch.x[chosen], (x[20:] - batch.x[chosen]).clamp(-0.1 - 1e-6, 0.1 + 1e-6))
+                assert y[20:].tolist() == batch.target[chosen].tolist()
+            total += int(chosen.sum())
+        assert total == 5
+        selections.append(method.selected.clone())
+    assert not torch.equal(selections[0], selections[1])  # a fresh draw each epoch
     with pytest.raises(ConfigError, match="percent"):
         FGSMAugmentation(percentage=150)
 
@@ -158,7 +171,9 @@ def manual_loss(name: str, model: nn.Module, batch: Batch, seed: int) -> torch.T
     if name == "fast_at":
         return BINARY.loss(model(FastAdversarialTraining().perturb(model, batch, c)), y).mean()
     if name == "fgsm_aug":
-        x, y = FGSMAugmentation(eps=0.05, percentage=25).perturb(model, batch, c)
+        method = FGSMAugmentation(eps=0.05, percentage=25)
+        method.setup(model, len(batch.x), BINARY)
+        x, y = method.perturb(model, batch, c)
         return BINARY.loss(model(x), y).mean()
     clean, adv = model(batch.x), model(TRADES(steps=3).perturb(model, batch, c))
     kl = kl_divergence(log_distribution(BINARY, clean), log_distribution(BINARY, adv)).mean()
@@ -169,7 +184,9 @@ def manual_loss(name: str, model: nn.Module, batch: Batch, seed: int) -> torch.T
 def test_attack_gradients_do_not_leak_into_the_update(name: str) -> None:
     model, batch = cnn(norm="none"), batch_of(blobs(16))  # no batch norm: the forward is mode-independent
     options = {"pgd_at": {"steps": 3}, "trades": {"steps": 3}, "fgsm_aug": {"eps": 0.05, "percentage": 25}}
-    out = METHODS.create(name, **options.get(name, {})).training_step(model, batch, ctx(seed=11))
+    method = METHODS.create(name, **options.get(name, {}))
+    method.setup(model, len(batch.x), BINARY)
+    out = method.training_step(model, batch, ctx(seed=11))
     assert all(p.grad is None for p in model.parameters())
     out.loss.backward()
     got = [p.grad.clone() for p in model.parameters() if p.grad is not None]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from medrobust import __version__
 from medrobust.errors import MedrobustError
 
-COMMANDS = ("demo", "train", "evaluate", "compare", "list")
+COMMANDS = ("demo", "train", "evaluate", "compare", "list", "mrnet", "fgsm_study")
 
 
 def build_parser() -> argparse.ArgumentParser:

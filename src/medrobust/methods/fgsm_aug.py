@@ -14,13 +14,14 @@ from medrobust.attacks.fgsm import FGSM
 from medrobust.errors import ConfigError
 from medrobust.methods._common import choice, positive
 from medrobust.methods.base import Batch, StepContext, StepOutput, TrainingMethod
+from medrobust.tasks.base import Task
 
 MODES: tuple[str, ...] = ("replace", "add")
 
 
 class FGSMAugmentation(TrainingMethod):
-    """Per batch, ``k = round(percentage/100 · B)`` samples (ties to even) drawn with the method's generator become
-    FGSM examples.
+    """Each epoch, ``k = round(percentage/100 · N)`` of the ``N`` training samples (ties to even), drawn with the
+    method's generator at the epoch's first step, become FGSM examples wherever they appear in a batch.
 
     ``x + eps·sign(∇ₓL)`` (L∞; ``eps·∇/‖∇‖₂`` for L2), clamped to [0, 1], computed on the chosen samples only
     with the model in eval mode (``train_mode=True`` to change). ``mode="replace"`` swaps them in place (batch
@@ -55,18 +56,34 @@ class FGSMAugmentation(TrainingMethod):
             raise ConfigError(f"fgsm_aug: percentage must lie in [0, 100] (a percent, e.g. 6); got {percentage!r}")
         self.eps, self.percentage, self.mode = float(eps), float(percentage), mode
         self.attack = FGSM(norm=norm, train_mode=train_mode)
+        self.selected = torch.zeros(0, dtype=torch.bool)
+        self.epoch: int | None = None
 
-    def count(self, batch_size: int) -> int:
-        """Number of samples turned into FGSM examples in a batch of ``batch_size``."""
-        return round(self.percentage * batch_size / 100)
+    def setup(self, model: nn.Module, train_size: int, task: Task) -> None:
+        self.selected = torch.zeros(train_size, dtype=torch.bool)
+        self.epoch = None
+
+    def count(self, train_size: int) -> int:
+        """Number of training samples turned into FGSM examples per epoch."""
+        return round(self.percentage * train_size / 100)
+
+    def _select(self, ctx: StepContext) -> None:
+        """Draw this epoch's FGSM samples (once per epoch, with the method's generator)."""
+        if self.epoch == ctx.epoch:
+            return
+        n = len(self.selected)
+        order = torch.randperm(n, generator=ctx.generator, device=ctx.generator.device).cpu()
+        self.selected = torch.zeros(n, dtype=torch.bool)
+        self.selected[order[: self.count(n)]] = True
+        self.epoch = ctx.epoch
 
     def perturb(self, model: nn.Module, batch: Batch, ctx: StepContext) -> tuple[Tensor, Tensor]:
         """The training inputs and targets of this step (``(B, *)`` or ``(B + k, *)``), detached."""
         x, y = batch.x.detach(), batch.target
-        k = self.count(len(x))
-        if k == 0:
+        self._select(ctx)
+        chosen = self.selected[batch.index.cpu()].nonzero().squeeze(1).to(x.device)
+        if chosen.numel() == 0:
             return x, y
-        chosen = torch.randperm(len(x), generator=ctx.generator, device=ctx.generator.device)[:k].to(x.device)
         x_adv = self.attack(model, x[chosen], y[chosen], task=ctx.task, eps=self.eps, generator=ctx.generator).x_adv
         if self.mode == "add":
             return torch.cat([x, x_adv.detach()]), torch.cat([y, y[chosen]])
@@ -79,4 +96,6 @@ class FGSMAugmentation(TrainingMethod):
         output = model(x)
         loss = ctx.task.loss(output, y).mean()
         b = len(batch.x)
-        return StepOutput(loss, output[:b].detach(), {"fgsm_fraction": self.count(b) / b})
+        return StepOutput(
+            loss, output[:b].detach(), {"fgsm_fraction": float(self.selected[batch.index.cpu()].sum()) / b}
+        )

@@ -1,0 +1,101 @@
+"""``medrobust mrnet``: the MRNet protocol — one model per plane × task, logistic-regression fusion per task,
+AUC / accuracy / sensitivity / specificity and ROC curves per task (clean and optionally under FGSM)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from medrobust.config import ExperimentConfig, load_config
+from medrobust.data.mrnet import PLANES, TASKS
+from medrobust.errors import ConfigError
+from medrobust.evaluation.threats import parse_number
+from medrobust.studies.mrnet import run_protocol
+from medrobust.studies.report import SHORT, format_table
+from medrobust.studies.scoring import METRIC_NAMES, roc_figure
+
+NAME = "mrnet"
+HELP = (
+    "MRNet protocol: train (or reuse) one model per plane × task, fuse the planes per task by logistic "
+    "regression, report AUC, accuracy, sensitivity, specificity and ROC curves"
+)
+DEFAULTS = {"model.name": "mrnet", "train.batch_size": 8, "train.epochs": 10, "optim.lr": 1e-4}
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Add the ``mrnet`` options."""
+    p.add_argument("--data-root", required=True, help="MRNet folder (train/, valid/, the six CSVs)")
+    p.add_argument("--out", required=True, help="study folder: runs/TASK-PLANE/, mrnet.json, mrnet.md, roc_TASK.png")
+    p.add_argument("--config", help="YAML config shared by the nine models (e.g. recipes/mrnet-baseline.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    p.add_argument("--epochs", type=int, help="training epochs per model")
+    p.add_argument("--planes", default=",".join(PLANES), help="planes to train and fuse (default: all three)")
+    p.add_argument("--tasks", default=",".join(TASKS), help="tasks (default: abnormal,acl,meniscus)")
+    p.add_argument("--fgsm-eps", help="also evaluate under an L∞ FGSM at this ε on the fused model")
+    p.add_argument("--fusion-c", type=float, default=1.0, help="inverse L2 strength of the fusion (default: 1)")
+    p.add_argument("--batch-size", type=int, default=16, help="evaluation batch size")
+
+
+def _names(text: str, allowed: tuple[str, ...], flag: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in allowed]
+    if bad or not names:
+        raise ConfigError(f"{flag}: {', '.join(bad) or 'nothing'} not allowed; use some of {', '.join(allowed)}")
+    return names
+
+
+def base_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The recipe (or medrobust's MRNet defaults), then ``--set``, then ``--epochs``."""
+    config = load_config(args.config) if args.config else ExperimentConfig().with_values(DEFAULTS)
+    config = config.with_overrides(list(args.set))
+    return config.with_values({"train.epochs": args.epochs}) if args.epochs is not None else config
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    """One row per task and model (each plane, then fused), clean and (if run) FGSM metrics."""
+    fgsm = any("fgsm" in r for r in results.values())
+    header = ["task", "model", *(SHORT[m] for m in METRIC_NAMES)]
+    header += [f"FGSM {SHORT[m]}" for m in METRIC_NAMES] if fgsm else []
+    rows = []
+    for task, r in results.items():
+        for name, clean in r["clean"].items():
+            cells = [clean[m] for m in METRIC_NAMES] + ([r["fgsm"][name][m] for m in METRIC_NAMES] if fgsm else [])
+            rows.append([task, name, *("—" if v is None else f"{v:.4f}" for v in cells)])
+    return format_table(header, rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train/reuse, fuse, print the table, write mrnet.json, mrnet.md and one ROC figure per task."""
+    planes, tasks = _names(args.planes, PLANES, "--planes"), _names(args.tasks, TASKS, "--tasks")
+    eps = parse_number(args.fgsm_eps) if args.fgsm_eps else None
+    base = base_config(args)
+    out = Path(args.out)
+    print(f"MRNet protocol: {len(planes)} plane(s) × {len(tasks)} task(s) of {args.data_root} → {out}", flush=True)
+    results = run_protocol(
+        base,
+        args.data_root,
+        out,
+        planes=planes,
+        tasks=tasks,
+        eps=eps,
+        c=args.fusion_c,
+        batch_size=args.batch_size,
+        log=lambda s: print(s, flush=True),
+    )
+    text = table(results)
+    print("\n" + text)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "mrnet.json", out / "mrnet.md"]
+    written[0].write_text(
+        json.dumps({t: {k: v for k, v in r.items() if k != "curves"} for t, r in results.items()}, indent=2)
+    )
+    written[1].write_text(text + "\n")
+    for task, r in results.items():
+        panels = [("clean", r["curves"]["clean"])]
+        if "fgsm" in r["curves"]:
+            panels.append((f"FGSM ε = {r['eps']:g} (fused model attacked)", r["curves"]["fgsm"]))
+        written.append(roc_figure(panels, out / f"roc_{task}.png", title=f"MRNet {task} (test = official valid)"))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0

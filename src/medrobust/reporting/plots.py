@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -80,9 +81,12 @@ def robustness_curves(
     return _save(fig, path)
 
 
-def reliability_diagram(results: Results, path: str | Path, *, title: str | None = None) -> Path:
-    """Clean reliability diagram from ``results.summary["reliability"]``; returns the PNG path."""
-    rel = results.summary.get("reliability")
+def reliability_diagram(
+    results: Results, path: str | Path, *, title: str | None = None, bins: dict[str, Any] | None = None
+) -> Path:
+    """Clean reliability diagram from ``results.summary["reliability"]`` (or from ``bins``, e.g. the bins of one
+    attack level, ``summary["threats"][i]["reliability"][k]``); returns the PNG path."""
+    rel = bins if bins is not None else results.summary.get("reliability")
     if not rel:
         raise ValueError("these results hold no reliability bins; re-run the evaluation")
     edges = np.asarray(rel["edges"], dtype=float)
@@ -98,7 +102,7 @@ def reliability_diagram(results: Results, path: str | Path, *, title: str | None
            lw=0.6, hatch="//", label="gap to confidence")  # fmt: skip
     ax.plot([0, 1], [0, 1], color="0.3", ls="--", lw=1, label="perfect calibration")
     ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
-    clean = results.summary.get("clean", {})
+    clean = results.summary.get("clean", {}) if bins is None else {}
     stats = ", ".join(f"{k.upper()} {100 * clean[k]:.2f}%" for k in ("rmsce", "ece") if _finite(clean.get(k)))
     ax.set_title(title or f"reliability (clean){': ' + stats if stats else ''}", fontsize=10)
     ax.legend(frameon=False, fontsize=8, loc="upper left")

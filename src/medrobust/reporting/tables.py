@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from medrobust.evaluation.results import Results
 
-CellKind = Literal["text", "level", "value"]
+CellKind = Literal["text", "level", "value", "fixed2"]
 DEFAULT_METRICS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "rmsce", "ece", "entropy")
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
@@ -43,6 +43,8 @@ def _fmt(v: Any, kind: CellKind, nan: str) -> str:
         return format_level(float(v))
     if kind == "value" and isinstance(v, float):
         return f"{v:.4f}"
+    if kind == "fixed2" and isinstance(v, int | float):
+        return f"{v:.2f}"
     return str(v)
 
 
@@ -53,7 +55,8 @@ class Table:
     Attributes:
         header: column names.
         rows: raw cells (floats stay floats; ``None``/NaN is a missing value).
-        kinds: per column ``"text"``, ``"level"`` (ε or noise level) or ``"value"`` (4 decimals).
+        kinds: per column ``"text"``, ``"level"`` (ε or noise level), ``"value"`` (4 decimals) or ``"fixed2"`` (2
+            decimals, e.g. percentages).
         title: caption.
     """
 

@@ -111,3 +111,16 @@ def test_cosine_and_bad_schedules() -> None:
         build_scheduler(opt, OptimConfig(schedule="multistep", milestones=[]), 3)
     with pytest.raises(ConfigError, match="positive"):
         build_optimizer(model.parameters(), OptimConfig(lr=0))
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_channel_mean_std_in_chunks_matches_the_whole_split(dtype: torch.dtype) -> None:
+    from medrobust.training.runs import channel_mean_std
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 3, 5, 4, generator=g) * torch.tensor([1.0, 0.5, 0.1]).view(1, 3, 1, 1)
+    images = (x * 255).round().to(torch.uint8) if dtype == torch.uint8 else x
+    ref = images.double() / (255.0 if dtype == torch.uint8 else 1.0)
+    mean, std = channel_mean_std(images, chunk=64)
+    assert mean == pytest.approx(ref.mean(dim=(0, 2, 3)).tolist(), abs=1e-9)
+    assert std == pytest.approx(ref.std(dim=(0, 2, 3)).tolist(), abs=1e-9)

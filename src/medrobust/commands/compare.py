@@ -26,6 +26,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     add_threat_arguments(p)
     p.add_argument("--out", default="comparison", help="folder for the table (.md/.csv/.tex/.json) and plots")
     p.add_argument("--no-reuse", action="store_true", help="re-evaluate even when a run's results.json matches")
+    p.add_argument(
+        "--layout",
+        choices=("table", "study"),
+        default="table",
+        help="'study' adds the COVID chest X-ray study's accuracy and calibration tables (mean over levels, RMSCE, "
+        "entropy) beside the published ones, and reliability diagrams (clean and under attack)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     entries = [compare_entry(load_run(path, device=str(device)), threats, args, device) for path in args.runs]
     write_comparison(entries, Path(args.out))
+    if args.layout == "study":
+        from medrobust.reporting.study import write_study
+
+        print("\nwrote " + ", ".join(str(p) for p in write_study(entries, Path(args.out))))
     return 0
 
 
@@ -78,6 +89,7 @@ def _normal(value: Any) -> Any:
 
 def write_comparison(entries: list[Entry], out: Path) -> None:
     """Print the table; save it (.md/.csv/.tex), a JSON of the runs' summaries and one curve plot per threat."""
+    from medrobust.reporting.dense import dense_plots
     from medrobust.reporting.plots import robustness_curves  # matplotlib: import on use
 
     table = comparison_table(entries)
@@ -92,4 +104,5 @@ def write_comparison(entries: list[Entry], out: Path) -> None:
     for spec in entries[0].results.summary["threats"]:
         tag = "_".join(p for p in (spec["threat"], spec["norm"]) if p)
         written.append(robustness_curves(runs, out / f"robustness_{tag}.png", threat=spec["threat"], norm=spec["norm"]))
+    written += dense_plots(entries, out)  # Dice (segmentation), MRE and SDR (landmarks) vs ε
     print("\nwrote " + ", ".join(str(p) for p in written))

@@ -21,7 +21,9 @@ from medrobust.evaluation import (
     parse_loss,
     parse_noise,
 )
+from medrobust.evaluation.summary import DENSE_PREFIXES
 from medrobust.reporting import format_level, metrics_table, threat_table
+from medrobust.reporting.tables import DEFAULT_METRICS
 from medrobust.training.loop import resolve_device
 from medrobust.training.runs import Run, load_run
 
@@ -125,10 +127,17 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.json) if args.json else run_.path / "results.json"
     written = write_outputs(results, out, run_.name)
     for spec in results.summary["threats"]:
-        print("\n" + threat_table(results, spec["threat"], spec["norm"], TABLE_METRICS).to_markdown())
+        metrics = table_metrics(results, TABLE_METRICS)
+        print("\n" + threat_table(results, spec["threat"], spec["norm"], metrics).to_markdown())
     print("\n" + format_summary(results))
     print("\nwrote " + ", ".join(str(p) for p in [out, *written]))
     return 0
+
+
+def table_metrics(results: Results, default: tuple[str, ...]) -> tuple[str, ...]:
+    """``default``, or for segmentation/landmark results their Dice / MRE / SDR metrics and the predicate rate."""
+    dense = tuple(m for m in results.summary["clean"] if m.startswith(DENSE_PREFIXES))
+    return (*dense, "accuracy") if dense else default
 
 
 def write_outputs(results: Results, path: Path, name: str) -> list[Path]:
@@ -137,19 +146,25 @@ def write_outputs(results: Results, path: Path, name: str) -> list[Path]:
 
     results.save(path)
     folder = path.parent
-    written = metrics_table(results).save(folder / "robustness_table")
+    written = metrics_table(results, table_metrics(results, DEFAULT_METRICS)).save(folder / "robustness_table")
     for spec in results.summary["threats"]:
         tag = "_".join(p for p in (spec["threat"], spec["norm"]) if p)
         written.append(robustness_curves([(name, results)], folder / f"robustness_{tag}.png",
                                          threat=spec["threat"], norm=spec["norm"]))  # fmt: skip
-    written.append(reliability_diagram(results, folder / "reliability.png"))
+    if results.summary.get("reliability"):  # dense tasks have no calibration
+        written.append(reliability_diagram(results, folder / "reliability.png"))
     return written
 
 
 def format_summary(results: Results) -> str:
     """A few lines: clean accuracy beside the majority rate, per threat its curve summaries, and failed checks."""
     s = results.summary
-    head = f"clean accuracy {s['clean_accuracy']:.4f} (majority-class rate {s['majority_rate']:.4f}, n = {results.n})"
+    if s["majority_rate"] is None:  # segmentation / landmarks: "accuracy" is the rate of Dice ≥ τ / error ≤ τ
+        dense = ", ".join(f"{k} {v:.4f}" for k, v in s["clean"].items() if k.startswith(DENSE_PREFIXES))
+        head = f"clean {dense}; predicate rate {s['clean_accuracy']:.4f} (n = {results.n})"
+    else:
+        rate = s["majority_rate"]
+        head = f"clean accuracy {s['clean_accuracy']:.4f} (majority-class rate {rate:.4f}, n = {results.n})"
     lines = [head]
     for t in s["threats"]:
         tag = f"{t['threat']} {t['norm']}" if t["norm"] else t["threat"]

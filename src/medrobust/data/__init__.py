@@ -1,10 +1,21 @@
-"""Datasets: the embedded CT phantom, Fashion-MNIST (IDX) and MedMNIST (npz).
+"""Datasets: the embedded CT phantom, Fashion-MNIST (IDX), MedMNIST 2D/3D (npz), class-per-folder images
+(SARS-CoV-2 CT), the COVID-19 chest X-ray collection, MRNet, and DICOM/NIfTI folders (docs/datasets.md).
 
 Use :func:`load` (``medrobust.data.load("phantom-ct", split="test")``); every dataset yields
-``(x, target, index)`` with ``x`` float in [0, 1], shape ``(C, H, W)``.
+``(x, target, index)`` with ``x`` float in [0, 1], shape ``(C, H, W)`` or ``(C, D, H, W)`` for volumes.
 """
 
-from medrobust.data import idx, medmnist, phantom  # noqa: F401  (register loaders)
+from medrobust.data import (  # noqa: F401  (register loaders)
+    catalog,
+    covid_cxr,
+    folders,
+    idx,
+    medio,
+    medmnist,
+    mrnet,
+    phantom,
+    phantom_dense,
+)
 from medrobust.data.base import ArrayDataset, DatasetInfo, task_for
 from medrobust.data.registry import DATASETS, load
 

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from medrobust.errors import DataError
-from medrobust.tasks.classification import ClassificationTask
+from medrobust.tasks import AnyTask, ClassificationTask, LandmarkTask, SegmentationTask
 
 SPLITS = ("train", "val", "test")
 
@@ -52,9 +52,14 @@ class DatasetInfo:
         return dataclasses.asdict(self)
 
 
-def task_for(info: DatasetInfo, **options: Any) -> ClassificationTask:
-    """The task that matches a dataset's metadata (classification kinds only, for now)."""
+def task_for(info: DatasetInfo, **options: Any) -> AnyTask:
+    """The task that matches a dataset's metadata (``info.extra["task"]`` holds default task options)."""
     kind = info.task_kind
+    options = {**info.extra.get("task", {}), **options}
+    if kind == "segmentation":
+        return SegmentationTask(num_classes=info.num_classes, class_names=info.class_names, **options)
+    if kind == "landmark":
+        return LandmarkTask(num_landmarks=info.num_classes, class_names=info.class_names, **options)
     if kind not in ("multiclass", "binary", "multilabel"):
         raise DataError(f"dataset {info.name!r} has task kind {kind!r}, which has no task implementation yet")
     return ClassificationTask(kind=kind, num_classes=info.num_classes, class_names=info.class_names, **options)  # type: ignore[arg-type]
@@ -65,7 +70,8 @@ class ArrayDataset(torch.utils.data.Dataset[tuple[Tensor, Tensor, int]]):
 
     Args:
         images: ``(N, C, *spatial)`` uint8 (scaled by 1/255) or floating in [0, 1].
-        targets: ``(N,)`` integer labels, or ``(N, L)`` 0/1 for multi-label.
+        targets: ``(N,)`` integer labels, ``(N, L)`` 0/1 for multi-label, ``(N, *spatial)`` integer masks
+            (segmentation) or ``(N, K, 2)`` float (row, col) pixel coordinates (landmarks).
         info: metadata.
         extras: optional per-sample arrays (e.g. lesion masks ``(N, H, W)``, centres ``(N, 2)``).
 
@@ -82,7 +88,8 @@ class ArrayDataset(torch.utils.data.Dataset[tuple[Tensor, Tensor, int]]):
     ) -> None:
         _validate(images, targets, info)
         self.images = torch.from_numpy(np.ascontiguousarray(images))
-        self.targets = torch.from_numpy(np.ascontiguousarray(targets)).long()
+        raw = torch.from_numpy(np.ascontiguousarray(targets))
+        self.targets = raw.float() if info.task_kind == "landmark" else raw.long()
         self.info = info
         self.extras = dict(extras or {})
 
@@ -101,7 +108,7 @@ class ArrayDataset(torch.utils.data.Dataset[tuple[Tensor, Tensor, int]]):
         """Gather a batch ``(x (B, C, ...), target (B, ...), index (B,))`` without per-item overhead."""
         return self._to_float(self.images[indices]), self.targets[indices], indices
 
-    def task(self, **options: Any) -> ClassificationTask:
+    def task(self, **options: Any) -> AnyTask:
         """The task matching this dataset (see :func:`task_for`)."""
         return task_for(self.info, **options)
 
@@ -138,3 +145,19 @@ def _validate(images: NDArray[Any], targets: NDArray[Any], info: DatasetInfo) ->
                 f"{where}: label {int(t.max() if t.max() >= info.num_classes else t.min())} "
                 f"is outside 0..{info.num_classes - 1}"
             )
+    if info.task_kind in ("segmentation", "landmark"):
+        _validate_dense(np.asarray(targets), info, where)
+
+
+def _validate_dense(t: NDArray[Any], info: DatasetInfo, where: str) -> None:
+    """Segmentation masks ``(N, *spatial)`` integer in ``0..K−1``; landmarks ``(N, K, 2)`` finite float."""
+    if info.task_kind == "segmentation":
+        if t.shape[1:] != tuple(info.spatial) or not np.issubdtype(t.dtype, np.integer):
+            raise DataError(f"{where}: masks must be integer (N, *{info.spatial}); got {t.dtype} {t.shape}")
+        if t.min() < 0 or t.max() >= info.num_classes:
+            raise DataError(f"{where}: mask labels must lie in 0..{info.num_classes - 1}; got {t.min()}..{t.max()}")
+        return
+    if t.ndim != 3 or t.shape[1:] != (info.num_classes, 2) or not np.issubdtype(t.dtype, np.floating):
+        raise DataError(f"{where}: landmarks must be float (N, {info.num_classes}, 2); got {t.dtype} {t.shape}")
+    if not np.isfinite(t).all():
+        raise DataError(f"{where}: landmarks contain NaN or Inf; drop the samples without them")

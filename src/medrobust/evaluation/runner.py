@@ -23,11 +23,12 @@ from tqdm.auto import tqdm
 from medrobust.corruptions import CORRUPTIONS
 from medrobust.errors import ConfigError
 from medrobust.evaluation import checks as C
-from medrobust.evaluation.results import Results
+from medrobust.evaluation.results import Results, json_safe
 from medrobust.evaluation.summary import summarize
 from medrobust.evaluation.sweep import build_attack, pgd_sweep
 from medrobust.evaluation.threats import ThreatSpec
 from medrobust.metrics import calibration as cal
+from medrobust.tasks import DENSE_KINDS
 from medrobust.tasks.base import Task
 
 Batch = tuple[Tensor, Tensor]
@@ -82,7 +83,7 @@ def evaluate(
     info = getattr(data, "info", None)
     return Results(
         rows=out.rows,
-        summary=summarize(out.rows, grid, targets, out.clean_probs),
+        summary=_with_attack_reliability(summarize(out.rows, grid, targets, out.clean_probs), out.reliability),
         checks=checks,
         n=len(targets),
         task=_task_dict(task),
@@ -101,6 +102,7 @@ class _GridOutput:
     curves: list[C.Curve] = field(default_factory=list)
     clean_outputs: Tensor | None = None
     clean_probs: Tensor | None = None
+    reliability: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # attack label → bins per ε
 
 
 def _grid(threats: Sequence[ThreatSpec]) -> list[ThreatSpec]:
@@ -121,7 +123,8 @@ def _run_grid(
         gen = _generator(seed, i, dev)
         if spec.kind == "clean":
             outputs = [torch.cat([_forward(model, x) for x, _ in _tick(batches, bar, dev)])]
-            res.clean_outputs, res.clean_probs = outputs[0], _probabilities(task, outputs[0])
+            dense = task.kind in DENSE_KINDS  # no calibration for per-pixel outputs
+            res.clean_outputs, res.clean_probs = outputs[0], None if dense else _probabilities(task, outputs[0])
         elif spec.kind == "attack":
             outputs = _attack_outputs(model, task, spec, _tick(batches, bar, dev), gen)
         else:
@@ -134,19 +137,36 @@ def _run_grid(
             res.rows += metric_rows(task, spec, level, out, targets)
         if spec.kind == "attack":
             res.curves.append(_curve(task, spec, outputs, targets))
+            if res.clean_probs is not None:  # reliability diagrams under attack (not for dense tasks)
+                res.reliability[spec.threat] = [_bins(task, o, targets) for o in outputs]
     return res
 
 
 def _attack_outputs(
     model: nn.Module, task: Task, spec: ThreatSpec, batches: Iterable[Batch], gen: torch.Generator
 ) -> list[Tensor]:
-    """Model outputs at the adversarial points, one ``(N, *)`` CPU tensor per ε (sweep per batch)."""
-    attack = build_attack(spec.name, norm=str(spec.norm), **spec.options)
+    """Model outputs at the adversarial points, one ``(N, *)`` CPU tensor per ε (sweep per batch).
+
+    Dense tasks report continuous metrics (Dice, MRE), so a sample must be pushed as far as the attack can at
+    every ε: each ε is attacked independently from the clean input, without early stopping (the sweep's reuse
+    would freeze a sample at the first point that crosses the predicate threshold).
+    """
+    dense = task.kind in DENSE_KINDS
+    attack = build_attack(spec.name, norm=str(spec.norm), early_stop=not dense, **spec.options)
+    sweep = _independent_sweep if dense else pgd_sweep
     per_batch = [
-        [r.output.cpu() for r in pgd_sweep(model, x, y, task=task, attack=attack, eps_list=spec.levels, generator=gen)]
+        [r.output.cpu() for r in sweep(model, x, y, task=task, attack=attack, eps_list=spec.levels, generator=gen)]
         for x, y in batches
     ]
     return [torch.cat([b[k] for b in per_batch]) for k in range(len(spec.levels))]
+
+
+def _independent_sweep(
+    model: nn.Module, x: Tensor, y: Tensor, *, task: Task, attack: Any, eps_list: Sequence[float],
+    generator: torch.Generator | None = None,
+) -> list[Any]:  # fmt: skip
+    """One attack per ε from the clean input (no reuse across ε); the results in ε order."""
+    return [attack(model, x, y, task=task, eps=e, generator=generator) for e in eps_list]
 
 
 def _tick(batches: list[Batch], bar: Any, dev: torch.device) -> Iterator[Batch]:
@@ -158,12 +178,14 @@ def _tick(batches: list[Batch], bar: Any, dev: torch.device) -> Iterator[Batch]:
 def metric_rows(task: Task, spec: ThreatSpec, level: float, outputs: Tensor, targets: Tensor) -> list[dict[str, Any]]:
     """Tidy rows of every metric for one threat level. Shape: ``outputs (N, *)``, ``targets (N, *)``."""
     values = dict(task.metrics(outputs, targets))
+    base = {"threat": spec.threat, "norm": spec.norm, "level": float(level)}
+    if task.kind in DENSE_KINDS:  # Dice / MRE / SDR and the predicate rate ("accuracy"); no calibration
+        return [{**base, "metric": k, "value": float(v), "n": len(outputs)} for k, v in values.items()]
     probs = _probabilities(task, outputs).numpy()
     y = targets.detach().cpu().numpy()
     values["rmsce"] = cal.rmsce(probs, y)
     values["ece"] = cal.ece(probs, y)
     values["entropy"] = cal.mean_entropy(probs, multilabel=task.kind == "multilabel")
-    base = {"threat": spec.threat, "norm": spec.norm, "level": float(level)}
     return [{**base, "metric": k, "value": float(v), "n": len(outputs)} for k, v in values.items()]
 
 
@@ -186,6 +208,8 @@ def _checks(
     assert grid.clean_outputs is not None  # the clean threat always runs first
     independent = task.kind == "multilabel" or bool(getattr(task, "single_logit", False))
     out = [C.check_majority(clean_acc, targets), C.check_logits(grid.clean_outputs, independent=independent)]
+    if task.kind in DENSE_KINDS:  # no majority class and no class probabilities per sample
+        out = []
     out.append(C.check_gradients(model, task, x_all, y_all))
     attack_curves = grid.curves
     for curve in attack_curves:
@@ -198,6 +222,21 @@ def _checks(
         if res is not None:
             out.append(res)
     return out
+
+
+def _bins(task: Task, outputs: Tensor, targets: Tensor) -> dict[str, Any]:
+    """Top-label reliability bins of ``outputs`` (the clean ones live in ``summary["reliability"]``)."""
+    b = cal.reliability_bins(_probabilities(task, outputs).numpy(), targets.detach().cpu().numpy())
+    return json_safe({"edges": b.edges.tolist(), "confidence": b.confidence.tolist(), "accuracy": b.accuracy.tolist(),
+                      "count": b.count.tolist()})  # fmt: skip
+
+
+def _with_attack_reliability(summary: dict[str, Any], bins: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Add ``reliability`` (bins per level) to each attack threat of ``summary`` that has them."""
+    for t in summary["threats"]:
+        if t["threat"] in bins:
+            t["reliability"] = bins[t["threat"]]
+    return summary
 
 
 def _forward(model: nn.Module, x: Tensor) -> Tensor:

@@ -19,6 +19,8 @@ from medrobust.evaluation.threats import ThreatSpec
 from medrobust.metrics.calibration import reliability_bins
 from medrobust.metrics.robustness import auc_robustness, mean_adversarial_accuracy
 
+DENSE_PREFIXES = ("dice", "mre", "sdr@")  # segmentation and landmark metrics, curves kept per threat
+
 
 def summarize(
     rows: Sequence[dict[str, Any]], grid: Sequence[ThreatSpec], targets: Tensor, clean_probs: Tensor | None
@@ -29,9 +31,10 @@ def summarize(
         ``targets (N, *)``; ``clean_probs (N, K)`` from ``task.probabilities`` (``None`` skips reliability bins).
     """
     clean = {r["metric"]: r["value"] for r in rows if r["threat"] == "clean"}
+    dense = any(_dense_metric(m) for m in clean)  # segmentation/landmarks: "accuracy" is the predicate rate
     out: dict[str, Any] = {
         "clean_accuracy": clean["accuracy"],
-        "majority_rate": majority_rate(targets),
+        "majority_rate": None if dense else majority_rate(targets),
         "clean": clean,
         "threats": [_threat(rows, spec, clean["accuracy"]) for spec in grid if spec.kind != "clean"],
     }
@@ -48,7 +51,7 @@ def _threat(rows: Sequence[dict[str, Any]], spec: ThreatSpec, clean_accuracy: fl
     levels = sorted(acc)
     accuracy = [acc[v] for v in levels]
     has_positive = any(v > 0 for v in levels)
-    return {
+    out = {
         "threat": spec.threat,
         "kind": spec.kind,
         "name": spec.name,
@@ -59,3 +62,27 @@ def _threat(rows: Sequence[dict[str, Any]], spec: ThreatSpec, clean_accuracy: fl
         "auc_robustness": auc_robustness(clean_accuracy, levels, accuracy) if has_positive else None,
         "mean_accuracy": mean_adversarial_accuracy(levels, accuracy) if has_positive else None,
     }
+    clean = {r["metric"]: r["value"] for r in rows if r["threat"] == "clean"}
+    out.update(_dense_curves(mine, levels, clean if has_positive else None))
+    return out
+
+
+def _dense_metric(name: str) -> bool:
+    return name.startswith(DENSE_PREFIXES)
+
+
+def _dense_curves(
+    rows: Sequence[dict[str, Any]], levels: list[float], clean: dict[str, float] | None
+) -> dict[str, Any]:
+    """Dense-task curves: ``curves[metric]`` over ``levels`` for Dice / MRE / SDR metrics, and the
+    AUC-robustness (same trapezoid as for accuracy, clean value at 0) of the bounded ones (Dice, SDR)."""
+    values: dict[str, dict[float, float]] = {}
+    for r in rows:
+        if _dense_metric(r["metric"]):
+            values.setdefault(r["metric"], {})[r["level"]] = r["value"]
+    if not values:
+        return {}
+    curves = {m: [v.get(lv, float("nan")) for lv in levels] for m, v in values.items()}
+    auc = {m: auc_robustness(clean[m], levels, c) for m, c in curves.items()
+           if clean is not None and m in clean and not m.startswith("mre")}  # fmt: skip
+    return {"curves": curves, "metric_auc_robustness": auc}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from medrobust.methods.adaptive_margin import IMA
+from medrobust.methods.adaptive_margin import AMAT, IMA
+from medrobust.methods.augmix import AugMix
 from medrobust.methods.base import Batch, EpochContext, StepContext, StepOutput, TrainingMethod
 from medrobust.methods.erm import Standard
 from medrobust.methods.fast_at import FastAdversarialTraining
 from medrobust.methods.fgsm_aug import FGSMAugmentation
 from medrobust.methods.pgd_at import PGDAdversarialTraining
+from medrobust.methods.robust_augmix import RobustAugMix
 from medrobust.methods.trades import TRADES
 from medrobust.registry import Registry
 
@@ -24,5 +26,10 @@ METHODS.register("fast_at", help="fast adversarial training: FGSM from a random 
     FastAdversarialTraining
 )
 METHODS.register("ima", help="IMA: per-sample increasing-margin adversarial training (Ma & Liang 2023)")(IMA)
+METHODS.register("amat", help="AMAT: IMA with a task/loss-defined margin, for segmentation and landmarks")(AMAT)
+METHODS.register("augmix", help="AugMix + Jensen-Shannon consistency, lambda 12 (Hendrycks et al. 2020)")(AugMix)
+METHODS.register(
+    "robust_augmix", help="RobustAugMix: JS over clean, AugMix and PGD views (Martinez-Martinez & Brown 2022)"
+)(RobustAugMix)
 
 __all__ = ["METHODS", "Batch", "EpochContext", "Standard", "StepContext", "StepOutput", "TrainingMethod"]

@@ -23,6 +23,7 @@ from medrobust.attacks.base import model_mode
 from medrobust.errors import DataError
 from medrobust.methods._common import choice, fraction, positive
 from medrobust.methods.base import Batch, EpochContext, StepContext, StepOutput, TrainingMethod
+from medrobust.methods.loss_threshold import PREDICATES, resolve_predicate
 from medrobust.methods.margin_attack import (
     ATTACK_LOSSES,
     BRACKETS,
@@ -38,55 +39,11 @@ from medrobust.methods.margin_attack import (
     tracked_pgd,
 )
 from medrobust.methods.margin_report import margin_logs, save_margin_figure
+from medrobust.methods.margins import Margins
 from medrobust.tasks.base import Task
 
 REPORT_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
-class Margins:
-    """Per-sample margins ``E`` and the current epoch's ``E_new`` and flags, indexed by dataset index.
-
-    Shape:
-        - E, E_new, seen, clean_ok, flipped: ``(train_size,)``.
-    """
-
-    def __init__(self, size: int, delta: float, device: torch.device | str = "cpu") -> None:
-        self.E = torch.full((size,), float(delta), device=device)
-        self.begin_epoch()
-
-    def begin_epoch(self) -> None:
-        """``E_new = E``; clear the flags."""
-        self.E_new = self.E.clone()
-        self.seen = torch.zeros_like(self.E, dtype=torch.bool)
-        self.clean_ok = torch.zeros_like(self.seen)
-        self.flipped = torch.zeros_like(self.seen)
-
-    def record(self, index: Tensor, clean_ok: Tensor, flipped: Tensor, distance: Tensor) -> None:
-        """Store a batch's flags; for clean-correct flipped samples ``E_new = (E_new + distance) / 2``.
-
-        Shape:
-            - index: ``(B,)`` long; clean_ok, flipped: bool ``(B,)``; distance: ``(B,)``.
-        """
-        self.seen[index] = True
-        self.clean_ok[index] = clean_ok
-        self.flipped[index] = flipped
-        current = self.E_new[index]
-        self.E_new[index] = torch.where(clean_ok & flipped, (current + distance.to(current.dtype)) / 2, current)
-
-    def update(self, delta: float, e_max: float) -> tuple[Tensor, Tensor]:
-        """Epoch end: expand (correct, never flipped: ``E += δ``), refine (correct, flipped: ``E = E_new``),
-        leave misclassified samples alone, clamp to ``[0, e_max]``.
-
-        Returns:
-            The bool masks of the samples whose margin grew (expanded and not already at ``e_max``) and of the
-            refined ones.
-        """
-        expand = self.seen & self.clean_ok & ~self.flipped
-        refine = self.seen & self.clean_ok & self.flipped
-        updated = torch.where(expand, self.E + delta, torch.where(refine, self.E_new, self.E)).clamp(0, e_max)
-        grown = expand & (updated > self.E)
-        self.E = updated
-        return grown, refine
+ADV_MEANS = ("batch", "adversarial")
 
 
 class IMA(TrainingMethod):
@@ -96,8 +53,9 @@ class IMA(TrainingMethod):
     ``alpha·E[i]/steps`` (L2-normalised gradient, sign for L∞), tracking each sample's flips; bisection
     (``refine_steps``, no gradient) of the clean-correct flipped samples onto the boundary; loss
     ``(1 − β)·mean L(x) + β·Σ_{i∈A} L(x_adv_i)/B`` with ``A`` = clean-correct and flipped and a separate
-    train-mode forward of the adversarial batch (skipped when ``A`` is empty); ``E_new[i] = (E_new[i] + ‖x_adv_i −
-    x_i‖)/2`` for ``i ∈ A``. Epoch end: see :meth:`Margins.update`. Margins are checkpointed (exact resume).
+    train-mode forward of the adversarial points of ``A`` (skipped when ``A`` is empty);
+    ``E_new[i] = (E_new[i] + ‖x_adv_i − x_i‖)/2`` for ``i ∈ A``. Epoch end: see :meth:`Margins.update`. Margins
+    are checkpointed (exact resume).
 
     Logs per epoch ``margin_q10/q50/q90/mean``, ``margin_expanded`` (fraction of the samples seen whose margin
     grew; samples held at ``e_max`` do not count), ``margin_refined``, ``margin_acc@ε`` (training accuracy
@@ -105,10 +63,11 @@ class IMA(TrainingMethod):
     ``margin_epochs_without_expansion`` and, with ``margin_stable_epochs = N > 0``, ``margin_stable`` (1 once no
     margin grew for N epochs: a stop signal); writes ``margins_epoch{N:03d}.png`` into the run folder.
 
-    Deviations from the official code, on purpose: only the clean-correct flipped samples are bisected (their
-    points are the only ones used), so with train-mode batch norm the bisection's batch statistics are those of
-    that subset; where the final PGD iterate is back on the correct side, the first misclassified iterate is the
-    far end of the bisection segment.
+    Deviations from the official code, on purpose: only the clean-correct flipped samples are bisected and
+    forwarded for the adversarial term (their points are the only ones the loss uses; the others would only cost
+    time and shape the batch-norm statistics), so with train-mode batch norm those statistics are the subset's;
+    where the final PGD iterate is back on the correct side, the first misclassified iterate is the far end of
+    the bisection segment.
 
     Args:
         norm: ``"l2"`` (published) or ``"linf"``.
@@ -129,6 +88,14 @@ class IMA(TrainingMethod):
         train_mode_attack: attack and bisect with batch norm in train mode (published).
         margin_stable_epochs: N for the ``margin_stable`` signal (0: off).
         report_eps: ε values of ``margin_acc@ε`` (None: fractions of ``e_max``).
+        predicate: what "correct" means: ``"task"`` (``task.correct``) or ``"loss"`` (per-sample loss ≤ τ,
+            AMAT's loss-defined margin); see :func:`~medrobust.methods.loss_threshold.resolve_predicate`.
+        tau: threshold: replaces the task's (Dice/error) with ``"task"``; the loss threshold with ``"loss"``.
+        clean_run: ``"loss"`` without ``tau``: a standard run whose per-sample training losses give
+            ``τ = Huber mean + z·Huber scale``.
+        z: multiples of the robust scale (AMAT: 1, 2 or 3).
+        adv_mean: adversarial term ``Σ_A L/B`` (``"batch"``, IMA) or the mean over ``A`` (``"adversarial"``, AMAT).
+        only_grow: margins never decrease (AMAT, landmarks).
 
     Shape:
         - batch.x: ``(B, C, *spatial)`` in [0, 1]; batch.index: ``(B,)`` indices into the training set.
@@ -153,8 +120,19 @@ class IMA(TrainingMethod):
         train_mode_attack: bool = True,
         margin_stable_epochs: int = 0,
         report_eps: list[float] | None = None,
+        predicate: str = "task",
+        tau: float | None = None,
+        clean_run: str | None = None,
+        z: float = 1.0,
+        adv_mean: str = "batch",
+        only_grow: bool = False,
     ) -> None:
         check_norm(norm)
+        choice(self.name, "predicate", predicate, PREDICATES)
+        choice(self.name, "adv_mean", adv_mean, ADV_MEANS)
+        self.predicate, self.tau, self.clean_run, self.z = predicate, tau, clean_run, float(z)
+        self.adv_mean, self.only_grow = adv_mean, bool(only_grow)
+        self.task: Task | None = None
         for option, value in (("delta", delta), ("alpha", alpha), ("steps", steps)):
             positive(self.name, option, value)
         positive(self.name, "e_max", e_max, allow_inf=True)
@@ -182,6 +160,7 @@ class IMA(TrainingMethod):
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         self.margins = Margins(train_size, self.delta, device)
         self.epochs_without_expansion = 0
+        self.task = resolve_predicate(task, self.predicate, self.tau, self.clean_run, self.z)
 
     def _state(self) -> Margins:
         if self.margins is None:
@@ -213,6 +192,7 @@ class IMA(TrainingMethod):
                 loss=self.attack_loss,
                 start=self.random_start,
                 generator=generator,
+                track_margins=self.refine == "illinois" and self.stop != "final",
             )
             flipped = tracked.flips > 0
             x_adv = adversarial_point(
@@ -232,7 +212,7 @@ class IMA(TrainingMethod):
         return x_adv.detach(), flipped
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> StepOutput:
-        margins, task = self._state(), ctx.task
+        margins, task = self._state(), self.task or ctx.task
         x, y = batch.x, batch.target
         clean = model(x)
         clean_ok = task.correct(clean.detach(), y)
@@ -241,9 +221,10 @@ class IMA(TrainingMethod):
         x_adv, flipped = self.perturb(model, x, y, eps, clean_ok, task, ctx.generator, clean_margin)
         use = clean_ok & flipped
         loss = (1 - self.beta) * task.loss(clean, y).mean()
-        if bool(use.any()):
-            adv_loss = task.loss(model(x_adv), y)
-            loss = loss + self.beta * torch.where(use, adv_loss, torch.zeros_like(adv_loss)).sum() / len(x)
+        ids = use.nonzero().squeeze(1)
+        if ids.numel():
+            count = len(x) if self.adv_mean == "batch" else ids.numel()
+            loss = loss + self.beta * task.loss(model(x_adv[ids]), y[ids]).sum() / count
         margins.record(batch.index, clean_ok, flipped, norm_of(x_adv - x.detach(), self.norm))
         flip_rate, adv_rate = torch.stack([flipped.float().mean(), use.float().mean()]).tolist()
         return StepOutput(loss, clean.detach(), {"flipped_fraction": flip_rate, "adv_fraction": adv_rate})
@@ -251,7 +232,7 @@ class IMA(TrainingMethod):
     def on_epoch_end(self, ctx: EpochContext) -> dict[str, float]:
         margins = self._state()
         seen, ok = margins.seen, margins.clean_ok
-        expanded, refined = margins.update(self.delta, self.e_max)
+        expanded, refined = margins.update(self.delta, self.e_max, self.only_grow)
         n_seen = max(int(seen.sum()), 1)
         self.epochs_without_expansion = 0 if bool(expanded.any()) else self.epochs_without_expansion + 1
         logs = margin_logs(margins.E[seen], ok[seen], self.report_eps)
@@ -284,3 +265,51 @@ class IMA(TrainingMethod):
         self.margins.E = saved.to(self.margins.E.device, self.margins.E.dtype)
         self.margins.begin_epoch()
         self.epochs_without_expansion = int(state.get("epochs_without_expansion", 0))
+
+
+class AMAT(IMA):
+    """AMAT: Adaptive-Margin Adversarial Training (Ma & Liang, arXiv 2206.01736; METHODS §1.6).
+
+    The :class:`IMA` algorithm in AMAT's configuration, not a second implementation: the predicate is the
+    task's (Dice ≥ τ for segmentation, error ≤ τ for landmarks) or the loss-defined margin "loss ≤ τ" with ``τ``
+    given or derived from a clean run (``predicate="loss"``); the adversarial point is the final PGD iterate
+    (``stop="final"``, no bisection); the adversarial term is the mean over the adversarial samples; ``e_max``
+    defaults to ∞; ``only_grow=True`` is the landmark setting. Published: L2, α = 4 (landmarks 5), 20 steps;
+    landmarks δ = E_max/10. There is no published δ for segmentation; the default 0.1 is ours.
+
+    Args:
+        norm, delta, e_max, alpha, steps, beta, attack_loss, random_start, train_mode_attack,
+            margin_stable_epochs, report_eps: as for :class:`IMA`.
+        predicate, tau, clean_run, z, only_grow: see :class:`IMA`.
+
+    Shape:
+        - batch.x: ``(B, C, *spatial)`` in [0, 1]; batch.index: ``(B,)`` indices into the training set.
+    """
+
+    name = "amat"
+
+    def __init__(
+        self,
+        norm: Norm = "l2",
+        delta: float = 0.1,
+        e_max: float = math.inf,
+        alpha: float = 4.0,
+        steps: int = 20,
+        beta: float = 0.5,
+        attack_loss: AttackLoss = "ce",
+        predicate: str = "task",
+        tau: float | None = None,
+        clean_run: str | None = None,
+        z: float = 1.0,
+        only_grow: bool = False,
+        random_start: Start = "sphere",
+        train_mode_attack: bool = True,
+        margin_stable_epochs: int = 0,
+        report_eps: list[float] | None = None,
+    ) -> None:
+        super().__init__(
+            norm=norm, delta=delta, e_max=e_max, alpha=alpha, steps=steps, beta=beta, attack_loss=attack_loss,
+            stop="final", random_start=random_start, train_mode_attack=train_mode_attack,
+            margin_stable_epochs=margin_stable_epochs, report_eps=report_eps, predicate=predicate, tau=tau,
+            clean_run=clean_run, z=z, adv_mean="adversarial", only_grow=only_grow,
+        )  # fmt: skip

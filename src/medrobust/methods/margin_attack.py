@@ -105,12 +105,15 @@ def tracked_pgd(
     loss: AttackLoss = "ce",
     start: Start = "sphere",
     generator: torch.Generator | None = None,
+    track_margins: bool = True,
 ) -> Tracked:
     """PGD with per-sample radius ``eps`` that tracks the iterates around each sample's first flip.
 
     ``steps`` gradient steps of ``step_size·direction(∇)`` (L2-normalised or sign), each followed by projection
     onto the ball ∩ [0, 1]; the ``steps + 1`` iterates (start included) are all classified. Runs in the model's
     current mode; gradients are taken with respect to the input only, and no ``.item()`` sync happens in the loop.
+    ``track_margins=False`` skips ``task.margin`` at every iterate (only Illinois refinement uses it; for dense
+    tasks it costs a Dice evaluation per iterate) and returns ``margins=None``.
 
     Shape:
         - x: ``(N, *)`` in [0, 1]; y: targets of ``task``; eps, step_size: ``(N,)``.
@@ -129,7 +132,8 @@ def tracked_pgd(
             xr = x_adv.detach().requires_grad_(not final)
             with torch.set_grad_enabled(not final):
                 out = model(xr)
-            ok, g = task.correct(out.detach(), y), task.margin(out.detach(), y).float()
+            ok = task.correct(out.detach(), y)
+            g = task.margin(out.detach(), y).float() if track_margins else g
             before = flips == 0
             last_correct = torch.where(view(before & ok, x), xr.detach(), last_correct)
             first_wrong = torch.where(view(before & ~ok, x), xr.detach(), first_wrong)
@@ -139,7 +143,8 @@ def tracked_pgd(
                 break
             (grad,) = torch.autograd.grad(attack_objective(task, out, y, loss).sum(), xr)
             x_adv = project(xr.detach() + step * direction(grad, norm), x, eps, norm, bounds)
-    return Tracked(x_adv.detach(), last_correct, first_wrong, flips, ok, (g_last, g_first, g))
+    margins = (g_last, g_first, g) if track_margins else None
+    return Tracked(x_adv.detach(), last_correct, first_wrong, flips, ok, margins)
 
 
 def adversarial_point(

@@ -13,9 +13,11 @@ from typing import Any
 from torch import nn
 
 from medrobust.errors import ConfigError
+from medrobust.models.mrnet import MRNet
 from medrobust.models.normalize import Normalize
 from medrobust.models.resnet import ResNet18
 from medrobust.models.small_cnn import SmallCNN
+from medrobust.models.unet import UNet
 from medrobust.registry import Registry, check_options
 
 MODELS: Registry[nn.Module] = Registry("model")
@@ -41,6 +43,31 @@ def resnet18(
 ) -> nn.Module:
     """ResNet-18 (see :class:`ResNet18`)."""
     return ResNet18(in_channels, num_outputs, stem=stem, norm=norm, width=width, spatial_dims=spatial_dims)
+
+
+@MODELS.register("mrnet", help="MRNet: 2D CNN per slice, average pool, max over slices, linear (volumes N×C×S×H×W)")
+def mrnet(
+    *,
+    in_channels: int,
+    num_outputs: int,
+    backbone: str = "small_cnn",
+    width: int = 16,
+    norm: str = "batch",
+    stem: str = "cifar",
+    spatial_dims: int = 3,
+) -> nn.Module:
+    """MRNet (see :class:`MRNet`); ``spatial_dims`` must be 3 (inputs are slice stacks)."""
+    if spatial_dims != 3:
+        raise ConfigError("model 'mrnet' takes volumes (N, C, S, H, W); use it with a 3D dataset such as mrnet")
+    return MRNet(in_channels, num_outputs, backbone=backbone, width=width, norm=norm, stem=stem)
+
+
+@MODELS.register("unet", dense=True, help="small U-Net (0.47 M parameters at width 16, depth 3): segmentation/heatmaps")
+def unet(
+    *, in_channels: int, num_outputs: int, width: int = 16, depth: int = 3, norm: str = "batch", spatial_dims: int = 2
+) -> nn.Module:
+    """U-Net with per-pixel outputs (see :class:`UNet`)."""
+    return UNet(in_channels, num_outputs, width=width, depth=depth, norm=norm, spatial_dims=spatial_dims)
 
 
 def create(
@@ -69,4 +96,4 @@ def create(
     return Normalize(entry.factory(in_channels=in_channels, num_outputs=num_outputs, **options), mean, std)
 
 
-__all__ = ["MODELS", "Normalize", "ResNet18", "SmallCNN", "create"]
+__all__ = ["MODELS", "MRNet", "Normalize", "ResNet18", "SmallCNN", "UNet", "create"]

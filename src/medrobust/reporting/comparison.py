@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medrobust.evaluation.results import Results
+from medrobust.reporting.dense import dense_comparison_table, dense_kind
 from medrobust.reporting.tables import Table, format_level
 
 
@@ -36,7 +37,9 @@ def status(results: Results) -> str:
 
 
 def comparison_table(entries: Sequence[Entry]) -> Table:
-    """The comparison :class:`Table` (see the module docstring)."""
+    """The comparison :class:`Table` (see the module docstring); dense-task runs get the Dice / MRE table."""
+    if dense_kind(entries[0].results.summary) is not None:
+        return dense_comparison_table(entries)
     first = entries[0].results.summary["threats"]
     attack = next((t for t in first if t["kind"] == "attack"), None)
     noises = [t for t in first if t["kind"] == "noise"]

@@ -1,6 +1,40 @@
 """Prediction tasks: per-sample loss, correctness predicate and metrics."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from medrobust.errors import DataError
 from medrobust.tasks.base import Task
 from medrobust.tasks.classification import ClassificationTask
+from medrobust.tasks.landmark import LandmarkTask
+from medrobust.tasks.segmentation import SegmentationTask
 
-__all__ = ["ClassificationTask", "Task"]
+DenseTask = SegmentationTask | LandmarkTask
+AnyTask = ClassificationTask | SegmentationTask | LandmarkTask
+DENSE_KINDS = ("segmentation", "landmark")
+
+
+def task_from_dict(state: dict[str, Any]) -> AnyTask:
+    """Rebuild a task from ``dataclasses.asdict(task)`` (as stored in checkpoints); tuples come back as tuples."""
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in state.items()}
+    kind = fields.get("kind")
+    if kind == "segmentation":
+        return SegmentationTask(**fields)
+    if kind == "landmark":
+        return LandmarkTask(**fields)
+    if kind in ("multiclass", "binary", "multilabel"):
+        return ClassificationTask(**fields)
+    raise DataError(f"unknown task kind {kind!r} in the saved task; the checkpoint was written by a newer medrobust")
+
+
+__all__ = [
+    "DENSE_KINDS",
+    "AnyTask",
+    "ClassificationTask",
+    "DenseTask",
+    "LandmarkTask",
+    "SegmentationTask",
+    "Task",
+    "task_from_dict",
+]

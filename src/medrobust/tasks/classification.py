@@ -87,13 +87,26 @@ class ClassificationTask:
 
     def probabilities(self, output: Tensor) -> Tensor:
         """Class probabilities ``(N, K)``; ``[1 - σ(z), σ(z)]`` for one logit; label probabilities for multi-label."""
-        z = self._logits(output).float()
+        z = self._logits(output)
+        z = z if z.dtype == torch.float64 else z.float()
         if self.single_logit:
             p = torch.sigmoid(z)
             return torch.stack([1 - p, p], dim=1)
         if self.kind == "multilabel":
             return torch.sigmoid(z)
         return torch.softmax(z, dim=1)
+
+    def log_odds(self, output: Tensor) -> Tensor:
+        """Binary: log-odds of ``positive_class`` ``(N,)`` in float64, the ROC score (probabilities saturate and tie).
+
+        One logit ``z``: ``±z``; two logits: ``z_pos − z_neg``.
+        """
+        z = self._logits(output).detach().double()
+        if self.single_logit:
+            z = z.reshape(-1)
+            return z if self.positive_class == 1 else -z
+        pos = self.positive_class
+        return z[:, pos] - z[:, 1 - pos]
 
     def correct(self, output: Tensor, target: Tensor) -> Tensor:
         """Bool ``(N,)``: prediction equals target (all labels, for multi-label)."""
@@ -138,7 +151,7 @@ class ClassificationTask:
         one-vs-rest recall and specificity; AUC is macro one-vs-rest. Multi-label: exact-match accuracy and
         macro averages over labels.
         """
-        probs = self.probabilities(outputs).detach().cpu().numpy()
+        probs = self.probabilities(outputs.detach().double()).cpu().numpy()  # float64: fewer saturated ties
         pred = self.predict(outputs).detach().cpu().numpy()
         y = targets.detach().cpu().long().numpy()
         if self.kind == "multilabel":
@@ -147,7 +160,7 @@ class ClassificationTask:
         out = {"accuracy": M.accuracy(y, pred), "balanced_accuracy": M.balanced_accuracy(y, pred, k)}
         if self.kind == "binary":
             pos = self.positive_class
-            out["auc"] = M.roc_auc_binary(y == pos, probs[:, pos])
+            out["auc"] = M.roc_auc_binary(y == pos, self.log_odds(outputs).cpu().numpy())
             out["sensitivity"] = float(M.recall_per_class(y, pred, k)[pos])
             out["specificity"] = float(M.recall_per_class(y, pred, k)[1 - pos])
         else:

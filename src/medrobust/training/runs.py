@@ -21,7 +21,7 @@ from medrobust.data.base import ArrayDataset
 from medrobust.errors import ConfigError, DataError
 from medrobust.methods import METHODS
 from medrobust.registry import check_options
-from medrobust.tasks.classification import ClassificationTask
+from medrobust.tasks import AnyTask, task_from_dict
 from medrobust.training.checkpoint import CHECKPOINT, atomic_write_text, load_checkpoint
 from medrobust.training.loop import Callback, History, fit, predict, resolve_device
 from medrobust.training.optim import build_optimizer, build_scheduler
@@ -39,7 +39,7 @@ class Run:
     path: Path
     config: ExperimentConfig
     model: nn.Module
-    task: ClassificationTask
+    task: Any  # an AnyTask (classification, segmentation or landmark); Any so callers need not narrow it
     history: list[dict[str, Any]]
 
     @property
@@ -58,7 +58,7 @@ def load_split(config: ExperimentConfig, split: str) -> ArrayDataset:
 
 
 def build_model(
-    config: ExperimentConfig, info: data.DatasetInfo, task: ClassificationTask, train: ArrayDataset | None
+    config: ExperimentConfig, info: data.DatasetInfo, task: AnyTask, train: ArrayDataset | None
 ) -> nn.Module:
     """The model of ``config`` for data described by ``info`` (normalisation statistics from ``train``)."""
     mean, std = _normalisation(config.model.normalize, info.channels, train)
@@ -75,13 +75,24 @@ def _normalisation(mode: str, channels: int, train: ArrayDataset | None) -> tupl
         return [0.0] * channels, [1.0] * channels
     if mode != "auto":
         raise ConfigError(f"unknown model.normalize {mode!r}; use 'auto' (training-set mean/std) or 'none'")
-    x = train.images.float()
-    if train.images.dtype == torch.uint8:
-        x = x / 255.0
-    dims = [0, *range(2, x.ndim)]
-    mean = x.mean(dim=dims)
-    std = x.std(dim=dims).clamp_min(1e-3)
-    return mean.tolist(), std.tolist()
+    return channel_mean_std(train.images)
+
+
+def channel_mean_std(images: torch.Tensor, chunk: int = 256) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of ``(N, C, *spatial)`` images in [0, 1] (uint8 scaled by 1/255), in float64
+    chunks of ``chunk`` samples, so a large split is never copied to float whole."""
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for start in range(0, images.shape[0], chunk):
+        x = images[start : start + chunk].double()
+        x = x / 255.0 if images.dtype == torch.uint8 else x
+        x = x.transpose(0, 1).reshape(images.shape[1], -1)
+        total += x.sum(dim=1)
+        squares += (x * x).sum(dim=1)
+    count = images.numel() // images.shape[1]
+    mean = total / count
+    var = (squares - count * mean * mean).clamp_min(0) / max(count - 1, 1)
+    return mean.tolist(), var.sqrt().clamp_min(1e-3).tolist()
 
 
 def train_run(
@@ -178,7 +189,7 @@ def load_run(path: str | Path, *, device: str = "cpu") -> Run:
                 "class_names": tuple(state["dataset"]["class_names"]),
             }
         )
-        task = ClassificationTask(**{**state["task"], "class_names": tuple(state["task"]["class_names"])})
+        task = task_from_dict(state["task"])
     except (KeyError, TypeError) as e:
         raise DataError(f"{ckpt} lacks run metadata ({e}); it was not written by 'medrobust train'") from None
     model = build_model(config, info, task, None)

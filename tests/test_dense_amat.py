@@ -1,0 +1,112 @@
+"""AMAT: the adaptive-margin algorithm with a Dice / loss predicate (one implementation with IMA)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from medrobust.data.base import ArrayDataset, DatasetInfo
+from medrobust.errors import ConfigError
+from medrobust.methods import METHODS
+from medrobust.methods.adaptive_margin import AMAT, IMA
+from medrobust.methods.base import Batch, StepContext
+from medrobust.methods.loss_threshold import LossPredicate
+from medrobust.tasks import LandmarkTask, SegmentationTask
+from medrobust.training import fit
+
+
+def two_pixel_data() -> ArrayDataset:
+    """Images of two pixels (lesion, background). Sample 0: lesion 0.9 (segmented right, Dice 1);
+    sample 1: lesion 0.3 (missed by the threshold model, Dice 0: wrong from the start)."""
+    x = np.array([[[[0.9, 0.2]]], [[[0.3, 0.2]]]], np.float32)
+    masks = np.array([[[1, 0]], [[1, 0]]], np.int64)
+    return ArrayDataset(x, masks, DatasetInfo("two", "segmentation", 1, (1, 2), 2, ("bg", "lesion"), "train"))
+
+
+def threshold_model() -> nn.Module:
+    """Fixed 1×1 conv: lesion logit ``10·x − 5`` (lesion where x > 0.5), background logit 0."""
+    conv = nn.Conv2d(1, 2, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([0.0, 10.0]).view(2, 1, 1, 1))
+        conv.bias.copy_(torch.tensor([0.0, -5.0]))
+    return conv
+
+
+def test_amat_is_ima_configured() -> None:
+    m = METHODS.create("amat")
+    assert isinstance(m, IMA) and isinstance(m, AMAT)
+    assert (m.stop, m.adv_mean, m.e_max) == ("final", "adversarial", float("inf"))
+    with pytest.raises(ConfigError, match="predicate"):
+        METHODS.create("amat", predicate="dice")
+
+
+@pytest.mark.parametrize("only_grow", [False, True])
+def test_amat_margins_expand_only_while_the_predicate_holds(only_grow: bool) -> None:
+    # Dice ≥ 0.9 breaks once the background pixel exceeds 0.5 (L2 distance 0.3) or the lesion pixel drops to
+    # 0.5 (0.4): PGD at radius 0.25 cannot break it, at 0.5 it always does (any ascent direction of the loss).
+    data, model = two_pixel_data(), threshold_model()
+    method = AMAT(delta=0.25, tau=0.9, steps=10, only_grow=only_grow)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # the model stays fixed
+    margins = []
+    fit(model, method, data, None, task=data.task(), optimizer=opt, epochs=4, batch_size=2, progress=False,
+        callbacks=(lambda r: margins.append(method._state().E.tolist()),))  # fmt: skip
+    first = [e[0] for e in margins]
+    assert first[0] == pytest.approx(0.5)  # epoch 1 at 0.25: predicate held → expanded
+    assert all(b <= a + 1e-6 for a, b in itertools.pairwise(first))  # at 0.5 it flips: no more expansion
+    if only_grow:
+        assert first == pytest.approx([0.5] * 4)
+    assert [e[1] for e in margins] == pytest.approx([0.25] * 4)  # wrong on clean data: never changes
+
+
+def test_amat_adversarial_term_is_the_mean_over_adversarial_samples() -> None:
+    data, model = two_pixel_data(), threshold_model()
+    task = data.task()
+    x, y, idx = data.batch(torch.arange(2))
+    losses = {}
+    for cls in (AMAT, IMA):
+        method = cls(delta=0.6, tau=0.9, steps=10, beta=1.0) if cls is AMAT else IMA(delta=0.6, beta=1.0, stop="final")
+        if cls is IMA:
+            method.tau = 0.9  # same predicate, IMA's /B averaging
+        method.setup(model, 2, task)
+        ctx = StepContext(task, 1, 0, torch.Generator().manual_seed(0), torch.device("cpu"))
+        losses[cls.name] = float(method.training_step(model, Batch(x, y, idx), ctx).loss.detach())
+    # only sample 0 is clean-correct and flipped: AMAT averages over 1 sample, IMA over the batch of 2
+    assert losses["amat"] == pytest.approx(2 * losses["ima"], rel=1e-4)
+
+
+def test_amat_task_and_loss_predicates() -> None:
+    task = SegmentationTask(tau=0.5)
+    m = AMAT(tau=0.8)
+    m.setup(threshold_model(), 2, task)
+    assert m.task == SegmentationTask(tau=0.8)
+    m = AMAT(predicate="loss", tau=0.3)
+    m.setup(threshold_model(), 2, task)
+    assert m.task == LossPredicate(task, 0.3)
+    with pytest.raises(ConfigError, match="clean_run"):
+        AMAT(predicate="loss").setup(threshold_model(), 2, task)
+    landmark = AMAT(tau=3.0, only_grow=True)
+    landmark.setup(threshold_model(), 2, LandmarkTask())
+    assert landmark.task == LandmarkTask(tau=3.0)
+
+
+def test_amat_derives_the_loss_threshold_from_a_clean_run(tmp_path: Path) -> None:
+    from medrobust.config import ExperimentConfig
+    from medrobust.methods.loss_threshold import loss_threshold, per_sample_losses
+    from medrobust.training.runs import train_run
+
+    cfg = ExperimentConfig.from_dict({
+        "data": {"name": "phantom-ct-seg", "options": {"size": 28, "n": 6, "progress": False}},
+        "model": {"name": "unet", "options": {"width": 4, "depth": 2}},
+        "train": {"epochs": 1, "batch_size": 3, "progress": False, "device": "cpu"},
+    })  # fmt: skip
+    run, _ = train_run(cfg, tmp_path / "clean")
+    train = run.dataset("train")
+    want = loss_threshold(per_sample_losses(run.model, train, run.task).numpy(), z=2.0)
+    m = AMAT(predicate="loss", clean_run=str(tmp_path / "clean"), z=2.0)
+    m.setup(threshold_model(), len(train), run.task)
+    assert isinstance(m.task, LossPredicate) and m.task.tau == pytest.approx(want)

@@ -91,3 +91,12 @@ def test_roc_curve_matches_sklearn() -> None:
     fpr, tpr, _ = M.roc_curve(y, s)
     f2, t2, _ = roc_curve(y, s, drop_intermediate=False)
     assert np.allclose(fpr, f2) and np.allclose(tpr, t2)
+
+
+def test_binary_auc_ranks_confident_logits_without_saturated_ties() -> None:
+    # sigmoid(z) rounds to exactly 1.0 in float32 beyond z ≈ 17: probabilities would tie all of these
+    z = torch.tensor([18.0, 20.0, 25.0, 30.0, 19.0, 40.0])
+    y = torch.tensor([0, 0, 1, 1, 0, 1])
+    two = ClassificationTask(kind="binary", binary_logits=2)
+    for task, out in ((ClassificationTask(kind="binary"), z[:, None]), (two, torch.stack([-z / 2, z / 2], 1))):
+        assert task.metrics(out, y)["auc"] == pytest.approx(1.0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Standard vs SAT (two eps) vs TRADES vs Fast-AT vs IMA on one dataset, small CNN, CPU, then `medrobust compare`
 # under 100-step L2 PGD (step eps/10, CE and margin losses, worst case).
-# Usage: bash benchmarks/study_classification.sh phantom-ct|fashion-mnist [OUT]
+# Usage: bash benchmarks/study_classification.sh phantom-ct|fashion-mnist [OUT]   (N_EVAL=250: test images attacked)
 set -euo pipefail
 dataset=${1:?dataset: phantom-ct or fashion-mnist}
 out=${2:-runs/study-$dataset}
@@ -22,4 +22,4 @@ train trades trades "{eps: $e2, norm: l2, steps: 7}"
 train fast_at fast_at "{eps: $e2, norm: l2}"
 train ima ima "{norm: l2, e_max: $emax, delta: $delta, steps: 7}"
 $mr compare "$out"/{standard,sat-$e1,sat-$e2,trades,fast_at,ima} --norm l2 --eps "$eps" --steps 100 --rel-step 10 \
-  --loss ce,margin --n 500 --no-progress --out "$out/comparison"
+  --loss ce,margin --n "${N_EVAL:-250}" --no-progress --out "$out/comparison"

@@ -25,11 +25,12 @@ adv() {  # name method options
   done_run "$out/$1" || $mr train "${common[@]}" --method "$2" --epochs "${EPOCHS_ADV:-4}" --lr 1e-3 \
     --init "$out/standard" --set "data.options={size: 32, n: ${ADV_N:-300}}" --set "method.options=$3" --out "$out/$1"
 }
+wait_all() { local pid; for pid in "$@"; do wait "$pid"; done; }  # fails (set -e) if any background job failed
 if [ "${PARALLEL:-1}" = 1 ]; then
-  adv sat-small pgd_at "{norm: l2, eps: $small, steps: $steps}" &
-  adv sat-large pgd_at "{norm: l2, eps: $large, steps: $steps}" &
-  adv amat amat "{norm: l2, delta: $delta, steps: $steps}" &
-  wait
+  adv sat-small pgd_at "{norm: l2, eps: $small, steps: $steps}" & p1=$!
+  adv sat-large pgd_at "{norm: l2, eps: $large, steps: $steps}" & p2=$!
+  adv amat amat "{norm: l2, delta: $delta, steps: $steps}" & p3=$!
+  wait_all $p1 $p2 $p3
 else
   adv sat-small pgd_at "{norm: l2, eps: $small, steps: $steps}"
   adv sat-large pgd_at "{norm: l2, eps: $large, steps: $steps}"
@@ -37,7 +38,10 @@ else
 fi
 grid=(--attack pgd --norm l2 --eps "$eval_eps" --steps 20 --n "${EVAL_N:-100}" --no-progress)
 if [ "${PARALLEL:-1}" = 1 ]; then  # results.json per run, reused by compare (same grid, seed and subset)
-  for run in standard sat-small sat-large amat; do $mr evaluate "$out/$run" "${grid[@]}" > "$out/$run/evaluate.log" & done
-  wait
+  pids=()
+  for run in standard sat-small sat-large amat; do
+    $mr evaluate "$out/$run" "${grid[@]}" > "$out/$run/evaluate.log" & pids+=($!)
+  done
+  wait_all "${pids[@]}"
 fi
 $mr compare "$out"/{standard,sat-small,sat-large,amat} "${grid[@]}" --out "$out/comparison"

@@ -232,3 +232,12 @@ def test_augmix_without_jsd_and_option_errors() -> None:
         RobustAugMix(norm="l1")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="2-D images"):
         AugMix().augment(torch.rand(2, 1, 4, 4, 4), gen())
+
+
+@pytest.mark.parametrize("name", ["augmix", "robust_augmix"])
+def test_augmix_refuses_dense_tasks(name: str) -> None:
+    from medrobust.tasks import SegmentationTask
+
+    method = METHODS.create(name)
+    with pytest.raises(ConfigError, match="misalign"):
+        method.setup(nn.Identity(), 4, SegmentationTask(num_classes=2))

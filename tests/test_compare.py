@@ -40,6 +40,40 @@ def test_compare_writes_table_and_reuses_results(
     assert "reusing" not in capsys.readouterr().out  # another grid: evaluated again
 
 
+def test_compare_study_layout_end_to_end(runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "study"
+    noise = ["--noise", "gaussian:0.1,1", "--noise", "salt_pepper:0.1", "--noise", "speckle:0.1"]
+    grid = ["--eps", "0,1/255,3/255", "--steps", "2", *noise, "--n", "16", "--no-progress"]
+    assert main(["compare", *map(str, runs), *grid, "--layout", "study", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Adversarial (pgd linf 1/255…3/255)" in text and "RMSCE (%)" in text and "published Table I" in text
+    for name in ("study_accuracy.md", "study_calibration.csv", "published_accuracy.tex",
+                 "reliability_standard_clean.png", "reliability_pgd_at_pgd.png"):  # fmt: skip
+        assert (out / name).is_file(), name
+    table = (out / "study_accuracy.csv").read_text().splitlines()
+    assert len(table) == 3 and table[1].startswith("standard,standard,")  # header + one row per run
+    assert (
+        main(
+            [
+                "compare",
+                *map(str, runs),
+                "--eps",
+                "0",
+                "--steps",
+                "2",
+                "--n",
+                "16",
+                "--no-progress",
+                "--layout",
+                "study",
+                "--out",
+                str(tmp_path / "zero"),
+            ]
+        )
+        == 0
+    )  # fmt: skip  (ε = 0 only: no crash)
+
+
 def test_compare_errors(runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", str(runs[0]), str(runs[0]), "--out", str(tmp_path)]) == 2
     assert main(["compare", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2

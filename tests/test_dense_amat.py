@@ -13,7 +13,8 @@ from torch import nn
 from medrobust.data.base import ArrayDataset, DatasetInfo
 from medrobust.errors import ConfigError
 from medrobust.methods import METHODS
-from medrobust.methods.adaptive_margin import AMAT, IMA
+from medrobust.methods.adaptive_margin import IMA
+from medrobust.methods.amat import AMAT
 from medrobust.methods.base import Batch, StepContext
 from medrobust.methods.loss_threshold import LossPredicate
 from medrobust.tasks import LandmarkTask, SegmentationTask

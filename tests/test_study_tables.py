@@ -58,6 +58,7 @@ def test_published_tables_are_the_papers() -> None:
     assert acc.rows[3] == ("RobustAugMix", 96.27, 82.10, 83.56, 69.75, 94.86) and len(acc.rows) == 4
     assert cal.rows[0] == ("Standard", 7.14, 2.96) and PUBLISHED_ACCURACY[1][2] == 89.83
     assert attack_level_index([1, 2, 3, 4, 5]) == 2 and attack_level_index([1]) == 0
+    assert attack_level_index([0, 1, 2, 3, 4, 5]) == 3 and attack_level_index([0]) == 0  # ε = 0 is not an attack
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from medrobust.methods.adaptive_margin import AMAT, IMA
+from medrobust.methods.adaptive_margin import IMA
+from medrobust.methods.amat import AMAT
 from medrobust.methods.augmix import AugMix
 from medrobust.methods.base import Batch, EpochContext, StepContext, StepOutput, TrainingMethod
 from medrobust.methods.erm import Standard

@@ -181,6 +181,13 @@ class AugMix(TrainingMethod):
         self.ops = op_names(all_ops)
         self.jsd_weight, self.jsd = float(jsd_weight), bool(jsd)
 
+    def setup(self, model: nn.Module, train_size: int, task: Task) -> None:
+        if task.kind in ("segmentation", "landmark"):  # the geometric ops would move the image but not its targets
+            raise ConfigError(
+                f"{self.name} augments images only (rotate/shear/translate would misalign masks and landmarks); "
+                f"use it for classification, not {task.kind}"
+            )
+
     def augment(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         """One AugMix view of each image ``(B, C, H, W)``."""
         if x.ndim != 4:

@@ -32,9 +32,7 @@ def dice_per_class(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
     Shape:
         - output: ``(N, K−1)`` float64.
     """
-    inter, p, g = _counts(pred, target, num_classes)
-    denom = p + g
-    return torch.where(denom > 0, 2 * inter / denom.clamp_min(1), torch.ones_like(denom))
+    return _dice(*_counts(pred, target, num_classes))
 
 
 def dice_per_sample(pred: Tensor, target: Tensor, num_classes: int, reduce: str = "mean") -> Tensor:
@@ -50,23 +48,36 @@ def total_dice(pred: Tensor, target: Tensor, num_classes: int) -> float:
     A class absent from every prediction and every ground truth scores 1.
     """
     inter, p, g = (t.sum(dim=0) for t in _counts(pred, target, num_classes))
+    return float(_dice(inter, p, g).mean())
+
+
+def _dice(inter: Tensor, p: Tensor, g: Tensor) -> Tensor:
+    """``2·|P∩G| / (|P| + |G|)`` from counts; 1 where the class is absent from both."""
     denom = p + g
-    d = torch.where(denom > 0, 2 * inter / denom.clamp_min(1), torch.ones_like(denom))
-    return float(d.mean())
+    return torch.where(denom > 0, 2 * inter / denom.clamp_min(1), torch.ones_like(denom))
 
 
-def soft_dice(probs: Tensor, target: Tensor, smooth: float = 1.0) -> Tensor:
-    """Per-sample soft Dice ``(N,)`` of the foreground classes (mean over classes ``1..K−1``).
+def soft_dice_per_class(probs: Tensor, target: Tensor, smooth: float = 1.0) -> Tensor:
+    """Soft Dice per sample and foreground class ``(N, K−1)``: ``(2·Σ p·g + s) / (Σ p + Σ g + s)``.
 
-    ``(2·Σ p·g + s) / (Σ p + Σ g + s)`` per sample and class, with softmax probabilities ``p`` and one-hot ``g``;
-    the smoothing ``s`` makes an empty class with an empty prediction score 1.
+    ``p`` are softmax probabilities, ``g`` the one-hot target; the smoothing ``s`` makes an empty class with an
+    empty prediction score 1.
 
     Shape:
-        - probs: ``(N, K, *spatial)``; target: ``(N, *spatial)`` long; output: ``(N,)``.
+        - probs: ``(N, K, *spatial)``; target: ``(N, *spatial)`` long; output: ``(N, K−1)``.
     """
     k = probs.shape[1]
     onehot = torch.nn.functional.one_hot(target.long(), k).movedim(-1, 1).to(probs.dtype)
     dims = tuple(range(2, probs.ndim))
     inter = (probs * onehot).sum(dim=dims)[:, 1:]
     total = (probs + onehot).sum(dim=dims)[:, 1:]
-    return ((2 * inter + smooth) / (total + smooth)).mean(dim=1)
+    return (2 * inter + smooth) / (total + smooth)
+
+
+def soft_dice(probs: Tensor, target: Tensor, smooth: float = 1.0) -> Tensor:
+    """Per-sample soft Dice ``(N,)``: the mean over foreground classes of :func:`soft_dice_per_class`.
+
+    Shape:
+        - probs: ``(N, K, *spatial)``; target: ``(N, *spatial)`` long; output: ``(N,)``.
+    """
+    return soft_dice_per_class(probs, target, smooth).mean(dim=1)

@@ -58,7 +58,8 @@ def accuracy_table(entries: Sequence[Entry]) -> Table:
     adv = "Adversarial"
     if first is not None:
         levels = [v for v in first["levels"] if v > 0]
-        adv += f" ({first['threat']} {first['norm']} {format_level(levels[0])}…{format_level(levels[-1])})"
+        if levels:
+            adv += f" ({first['threat']} {first['norm']} {format_level(levels[0])}…{format_level(levels[-1])})"
     header = ("run", "method", "Clean", adv, *(label for _, label in NOISES), "status")
     rows = []
     for e in entries:
@@ -97,8 +98,10 @@ def _value(entry: Entry, threat: str, metric: str, level: float, norm: str | Non
 
 
 def attack_level_index(levels: Sequence[float]) -> int:
-    """The level drawn in the under-attack reliability diagram: the middle of the ε list (3/255 of 1…5/255)."""
-    return (len(levels) - 1) // 2
+    """Index (into ``levels``) of the level drawn in the under-attack reliability diagram: the middle of the
+    non-zero ε values (3/255 of 0, 1…5/255); 0 when every level is 0."""
+    positive = [i for i, v in enumerate(levels) if v > 0]
+    return positive[(len(positive) - 1) // 2] if positive else 0
 
 
 def reliability_figures(entries: Sequence[Entry], out: Path) -> list[Path]:

@@ -105,11 +105,7 @@ class SegmentationTask:
         self._check_output(output)
         probs = torch.softmax(output.float(), dim=1)
         hard = S.dice_per_class(self.predict(output), target, self.num_classes).to(probs.dtype)
-        k = probs.shape[1]
-        onehot = F.one_hot(target.long(), k).movedim(-1, 1).to(probs.dtype)
-        dims = tuple(range(2, probs.ndim))
-        soft = (2 * (probs * onehot).sum(dim=dims) + 1) / ((probs + onehot).sum(dim=dims) + 1)
-        soft = soft[:, 1:]
+        soft = S.soft_dice_per_class(probs, target)
         if self.reduce == "max":
             pick = hard.argmax(dim=1, keepdim=True)
             hard_s, soft_s = hard.gather(1, pick).squeeze(1), soft.gather(1, pick).squeeze(1)

@@ -121,3 +121,15 @@ def test_covid_cxr_end_to_end(cohen: Path, tmp_path: Path) -> None:
     run, acc = train_and_attack(tmp_path, "covid-cxr", cohen, {"size": 16, "views": ["PA", "AP"]})
     assert run.task.kind == "binary" and run.dataset("test").info.extra["views"] == ["PA", "AP"]
     assert 0.0 <= acc["fgsm"] <= 1.0 and 0.0 <= acc["clean"] <= 1.0 and 0.0 < acc["max_change"] <= 0.05 + 1e-6
+
+
+def test_short_row_and_string_classes(cohen: Path, tmp_path: Path) -> None:
+    (tmp_path / "metadata.csv").write_text(
+        "patientid,finding,view,modality,folder,filename\n1,No Finding,PA,X-ray,images,a.png\n2,No Finding,PA\n"
+    )
+    with pytest.raises(DataError) as err:
+        load("covid-cxr", "train", root=str(tmp_path))
+    assert_one_line(err, "metadata.csv:3", "no value for modality, folder, filename")
+    one = load("covid-cxr", "train", root=str(cohen), label="finding", depth=1, classes="No Finding", size=8,
+               val_fraction=0.0, test_fraction=0.0)  # fmt: skip
+    assert one.info.class_names == ("No Finding",) and len(one) == 8

@@ -173,3 +173,13 @@ def test_all_files_bad_is_an_error_even_when_skipping(tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
         load("image-folder", "train", root=str(tmp_path), skip_bad=True, val_fraction=0.0, test_fraction=0.0)
     assert_one_line(err, "all 4 image files were bad")
+
+
+def test_string_classes_and_non_numeric_size(tmp_path: Path) -> None:
+    write_class_folders(tmp_path, {"a": 2, "b": 2, "ab": 2})
+    with pytest.raises(DataError) as err:  # "ab" is one class, not the classes "a" and "b"
+        load("image-folder", "train", root=str(tmp_path), classes="ab")
+    assert_one_line(err, str(tmp_path / "a"), "not in the class list ['ab']")
+    with pytest.raises(ConfigError) as err:
+        load("image-folder", "train", root=str(tmp_path), size="abc")
+    assert_one_line(err, "image size must be", "'abc'")

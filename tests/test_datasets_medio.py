@@ -232,3 +232,44 @@ def test_dicom_slices_end_to_end(tmp_path: Path) -> None:
     run, acc = train_and_attack(tmp_path, "dicom-folder", tmp_path, {"size": 16, "window": [0, 2000]})
     assert run.task.kind == "binary" and run.dataset("val").images.shape[1:] == (1, 16, 16)
     assert 0.0 <= acc["fgsm"] <= 1.0 and 0.0 < acc["max_change"] <= 0.05 + 1e-6
+
+
+def test_series_sorts_by_position_then_instance_number(tmp_path: Path) -> None:
+    spec = {"a": (1.0, 1), "b": (0.0, 3), "c": (0.0, 2)}  # same z for b and c: InstanceNumber decides
+    slices = {name: ct_copy(tmp_path / "s" / f"{name}.dcm", offset=100 * i, z=z, InstanceNumber=inst)
+              for i, (name, (z, inst)) in enumerate(spec.items())}  # fmt: skip
+    write_labels_csv(tmp_path / "labels.csv", [{"file": "s", "label": "x"}])
+    ds = load("dicom-folder", "train", root=str(tmp_path), dims=3, window="minmax", val_fraction=0.0,
+              test_fraction=0.0)  # fmt: skip
+    hu = np.stack([slices[k] for k in ("c", "b", "a")]).astype(np.float64)
+    np.testing.assert_allclose(ds.images[0, 0].numpy(), (hu - hu.min()) / (hu.max() - hu.min()), atol=1e-6)
+
+
+def test_bad_window_percentiles_and_size_are_config_errors(tmp_path: Path) -> None:
+    ct_folder(tmp_path)
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"window": [40, "x"]}, "window must be"), ({"window": [40, 400, 1]}, "window must be"),
+        ({"window": "hu"}, "window must be"), ({"percentiles": [5]}, "percentiles must be"),
+        ({"percentiles": [-1, 50]}, "percentiles must be"), ({"percentiles": [5, 101]}, "percentiles must be"),
+        ({"percentiles": [90, 10]}, "percentiles must be"), ({"percentiles": "ab"}, "percentiles must be"),
+        ({"size": "abc"}, "size must be"), ({"size": [8, "x"]}, "size must be"),
+    ]  # fmt: skip
+    for options, message in bad:
+        with pytest.raises(ConfigError) as err:
+            load("dicom-folder", "train", root=str(tmp_path), **options)
+        assert_one_line(err, message)
+    ds = load("dicom-folder", "test", root=str(tmp_path), size="8", percentiles=["1", 99])
+    assert ds.images.shape == (1, 1, 8, 8)
+
+
+def test_short_row_named_split_column_and_string_classes(tmp_path: Path) -> None:
+    ct_folder(tmp_path)
+    (tmp_path / "short.csv").write_text("file,label,split\nct0.dcm,normal,train\nct1.dcm\n")
+    with pytest.raises(DataError) as err:
+        load("dicom-folder", "train", root=str(tmp_path), labels="short.csv")
+    assert_one_line(err, "short.csv:3", "no value for label, split")
+    with pytest.raises(DataError) as err:
+        load("dicom-folder", "train", root=str(tmp_path), split_column="fold")
+    assert_one_line(err, "labels.csv", "missing column(s) fold")
+    ds = load("dicom-folder", "train", root=str(tmp_path), classes="normal", skip_bad=True, size=8)
+    assert ds.info.class_names == ("normal",) and ds.targets.tolist() == [0]

@@ -41,7 +41,13 @@ def read_metadata(path: Path) -> list[dict[str, str]]:
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise DataError(f"{path}: missing column(s) {', '.join(missing)}; is this Cohen et al.'s {METADATA}?")
-            return [{**row, "_line": str(reader.line_num)} for row in reader]
+            rows = []
+            for row in reader:
+                short = [c for c in COLUMNS if row[c] is None]
+                if short:
+                    raise DataError(f"{path}:{reader.line_num}: row too short, no value for {', '.join(short)}")
+                rows.append({**row, "_line": str(reader.line_num)})
+            return rows
     except (UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"{path}: unreadable CSV ({one_line(err)})") from None
 
@@ -121,6 +127,7 @@ def covid_cxr(
     folder = dataset_root("covid-cxr", root)
     csv_path = folder / METADATA
     views = [views] if isinstance(views, str) else views
+    classes = [classes] if isinstance(classes, str) else classes
     rows, excluded = select_rows(read_metadata(csv_path), label=label, modality=modality, views=views, depth=depth)
     names = ("other", COVID) if label == "covid" else tuple(classes or sorted({r["_class"] for r in rows}))
     excluded["class not in classes"] = sum(r["_class"] not in names for r in rows)

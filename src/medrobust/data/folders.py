@@ -63,6 +63,7 @@ def scan_classes(
         bad: the bad-file policy.
     """
     dirs = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = [classes] if isinstance(classes, str) else classes
     names = tuple(classes) if classes is not None else tuple(dirs)
     for d in dirs:
         if d not in names:

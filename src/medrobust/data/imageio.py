@@ -69,10 +69,20 @@ def image_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     """``224`` or ``[H, W]`` → ``(H, W)``; ``None`` keeps the files' own size (they must then all agree)."""
     if size is None:
         return None
-    hw = (int(size), int(size)) if isinstance(size, (int, float)) else tuple(int(s) for s in size)
-    if len(hw) != 2 or min(hw) < 1:
-        raise ConfigError(f"image size must be a positive int or [height, width], got {size!r}")
+    hw = sizes(size, 2, "image size must be a positive int or [height, width]")
     return hw[0], hw[1]
+
+
+def sizes(size: object, dims: int, what: str) -> tuple[int, ...]:
+    """``n`` or ``[n_1, …, n_dims]`` → ``dims`` positive ints; anything else raises ``ConfigError(what, got …)``."""
+    values = [size] * dims if isinstance(size, (int, float, str)) else size
+    try:
+        shape = tuple(int(v) for v in values)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != dims or min(shape) < 1:
+        raise ConfigError(f"{what}, got {size!r}")
+    return shape
 
 
 def channels_of(color: str) -> int:

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from medrobust.data import medio_read as R
 from medrobust.data.base import ArrayDataset, DatasetInfo
-from medrobust.data.imageio import BadFiles, one_line, progress
+from medrobust.data.imageio import BadFiles, one_line, progress, sizes
 from medrobust.data.paths import Location, dataset_root, register_location
 from medrobust.data.registry import DATASETS
 from medrobust.data.sampling import stratified_subset
@@ -29,8 +29,11 @@ from medrobust.errors import ConfigError, DataError
 Reader = Callable[[Path], tuple[R.FloatArray, dict[str, Any]]]
 
 
-def read_labels(path: Path, file_column: str, label_column: str, extra_columns: Sequence[str]) -> list[dict[str, str]]:
-    """Rows of the labels CSV (each with its file line in ``"_line"``); the named columns must exist."""
+def read_labels(
+    path: Path, file_column: str, label_column: str, extra_columns: Sequence[str], optional: Sequence[str] = ()
+) -> list[dict[str, str]]:
+    """Rows of the labels CSV (each with its file line in ``"_line"``); the named columns must exist and have a
+    value in every row (as must the ``optional`` columns that exist)."""
     if not path.is_file():
         raise DataError(f"{path}: labels CSV not found; put a CSV with columns {file_column},{label_column} there")
     try:
@@ -40,7 +43,14 @@ def read_labels(path: Path, file_column: str, label_column: str, extra_columns: 
             missing = [c for c in wanted if c not in (reader.fieldnames or [])]
             if missing:
                 raise DataError(f"{path}: missing column(s) {', '.join(missing)} (has {reader.fieldnames})")
-            return [{**row, "_line": str(reader.line_num)} for row in reader]
+            used = [*wanted, *(c for c in optional if c in (reader.fieldnames or []))]
+            rows = []
+            for row in reader:
+                short = [c for c in used if row[c] is None]
+                if short:
+                    raise DataError(f"{path}:{reader.line_num}: row too short, no value for {', '.join(short)}")
+                rows.append({**row, "_line": str(reader.line_num)})
+            return rows
     except (UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"{path}: unreadable CSV ({one_line(err)})") from None
 
@@ -48,7 +58,7 @@ def read_labels(path: Path, file_column: str, label_column: str, extra_columns: 
 def class_list(labels: list[str], classes: Sequence[str] | None) -> tuple[str, ...]:
     """``classes`` as given, else the sorted distinct labels (numerically when all are integers)."""
     if classes is not None:
-        return tuple(str(c) for c in classes)
+        return tuple(str(c) for c in ([classes] if isinstance(classes, str) else classes))
     found = sorted(set(labels))
     return tuple(sorted(found, key=int) if all(s.lstrip("-").isdigit() for s in found) else found)
 
@@ -56,10 +66,7 @@ def class_list(labels: list[str], classes: Sequence[str] | None) -> tuple[str, .
 def _shape(size: int | Sequence[int] | None, dims: int) -> tuple[int, ...] | None:
     if size is None:
         return None
-    shape = (int(size),) * dims if isinstance(size, (int, float)) else tuple(int(s) for s in size)
-    if len(shape) != dims or min(shape) < 1:
-        raise ConfigError(f"size must be a positive int or {dims} sizes for dims={dims}, got {size!r}")
-    return shape
+    return sizes(size, dims, f"size must be a positive int or {dims} sizes for dims={dims}")
 
 
 def _pick_dims(values: R.FloatArray, dims: int, slice_index: int | None, path: Path) -> R.FloatArray:
@@ -95,10 +102,16 @@ def load_folder(name: str, reader: Reader, split: str, root: str | None, opts: d
     """The shared body of ``dicom-folder`` and ``nifti-folder`` (``opts``: their keyword options)."""
     if opts["dims"] not in (2, 3):
         raise ConfigError(f"dims must be 2 (slices) or 3 (volumes), got {opts['dims']!r}")
+    opts["window"], opts["percentiles"] = R.check_window(opts["window"], opts["percentiles"])
     folder = dataset_root(name, root)
     csv_path = folder / opts["labels"]
     extra_cols = [opts["group_column"]] if opts["group_column"] else []
-    rows = read_labels(csv_path, opts["file_column"], opts["label_column"], extra_cols)
+    split_col = opts["split_column"]
+    if split_col and split_col != "split":  # a column the user named must exist; the default one is optional
+        extra_cols.append(split_col)
+    rows = read_labels(
+        csv_path, opts["file_column"], opts["label_column"], extra_cols, [split_col] if split_col else []
+    )
     if not rows:
         raise DataError(f"{csv_path}: no rows")
     bad = BadFiles(name, opts["skip_bad"])
@@ -165,7 +178,8 @@ _DOC_OPTIONS = """
         file_column: CSV column with the file path relative to ``root``.
         label_column: CSV column with the class name.
         classes: class names in label order (default the sorted distinct labels); other labels are bad rows.
-        split_column: CSV column giving the split, used when present.
+        split_column: CSV column giving the split; the default ``split`` is used when present, another name must
+            exist.
         group_column: CSV column of group ids (patients) for a grouped split; ``None``: split by file.
         dims: 2 (slices; the middle one of a volume unless ``slice_index``) or 3 (volumes).
         slice_index: which slice of a volume to take for ``dims=2``.

@@ -51,7 +51,8 @@ def read_dicom(path: Path) -> tuple[FloatArray, dict[str, Any]]:
 
     Returns:
         ``(values, facts)`` with ``facts["window"]`` the file's first ``(centre, width)`` or ``None`` and
-        ``facts["invert"]`` true for ``MONOCHROME1``; ``facts["z"]`` the slice position for sorting a series.
+        ``facts["invert"]`` true for ``MONOCHROME1``; ``facts["order"]`` the key that sorts a series:
+        ``ImagePositionPatient`` z (when present), then ``InstanceNumber``.
     """
     pydicom = require("pydicom", "dicom-folder")
     try:
@@ -65,12 +66,15 @@ def read_dicom(path: Path) -> tuple[FloatArray, dict[str, Any]]:
         first = [float(v[0] if isinstance(v, pydicom.multival.MultiValue) else v) for v in (centre, width)]
         window = (first[0], first[1])
     position = getattr(ds, "ImagePositionPatient", None)
-    z = float(position[2]) if position is not None and len(position) == 3 else float(getattr(ds, "InstanceNumber", 0))
-    return values, {"window": window, "invert": getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1", "z": z}
+    z = float(position[2]) if position is not None and len(position) == 3 else None
+    order = (z is None, z or 0.0, float(getattr(ds, "InstanceNumber", 0) or 0))
+    invert = getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1"
+    return values, {"window": window, "invert": invert, "order": order}
 
 
 def read_dicom_series(folder: Path) -> tuple[FloatArray, dict[str, Any]]:
-    """A folder of single-slice DICOM files → a volume ``(D, H, W)`` ordered by slice position.
+    """A folder of single-slice DICOM files → a volume ``(D, H, W)`` ordered by slice position z, then
+    ``InstanceNumber``.
 
     Raises:
         DataError: no ``.dcm`` files, or a slice whose shape differs from the others (the message names it).
@@ -85,7 +89,7 @@ def read_dicom_series(folder: Path) -> tuple[FloatArray, dict[str, Any]]:
             raise DataError(f"{p}: slice shape {values.shape} differs from {first_path} {first_shape} in the series")
         if values.ndim != 2:
             raise DataError(f"{p}: multi-frame file inside a series folder; name the file itself in the CSV")
-    slices.sort(key=lambda s: s[0][1]["z"])
+    slices.sort(key=lambda s: s[0][1]["order"])
     return np.stack([s[0][0] for s in slices]), slices[0][0][1]
 
 
@@ -106,6 +110,38 @@ def read_nifti(path: Path) -> tuple[FloatArray, dict[str, Any]]:
     if data.ndim != 3:
         raise DataError(f"{path}: volume has shape {data.shape}; medrobust reads 3D volumes (x, y, z)")
     return np.ascontiguousarray(data.transpose(2, 1, 0)), {"window": None, "invert": False}
+
+
+def check_window(window: object, percentiles: object) -> tuple[str | tuple[float, float], tuple[float, float]]:
+    """Validate the ``window`` and ``percentiles`` options once; a one-line :class:`ConfigError` otherwise.
+
+    Returns:
+        ``window`` (a name, or ``(centre, width)`` floats) and ``percentiles`` as ``(low, high)`` floats.
+    """
+    if isinstance(window, str):
+        if window not in ("percentile", "minmax", "dicom"):
+            raise ConfigError(f"window must be 'percentile', 'minmax', 'dicom' or [centre, width > 0], got {window!r}")
+        win: str | tuple[float, float] = window
+    else:
+        cw = _two_floats(window)
+        if cw is None or not cw[1] > 0:
+            raise ConfigError(f"window must be 'percentile', 'minmax', 'dicom' or [centre, width > 0], got {window!r}")
+        win = cw
+    pct = _two_floats(percentiles)
+    if pct is None or not 0 <= pct[0] < pct[1] <= 100:
+        raise ConfigError(f"percentiles must be [low, high] with 0 <= low < high <= 100, got {percentiles!r}")
+    return win, pct
+
+
+def _two_floats(values: object) -> tuple[float, float] | None:
+    """``[a, b]`` of two finite numbers as floats, else ``None``."""
+    if isinstance(values, (str, bytes)):
+        return None
+    try:
+        out = tuple(float(v) for v in values)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return None
+    return (out[0], out[1]) if len(out) == 2 and all(np.isfinite(out)) else None
 
 
 def to_unit(

@@ -14,7 +14,6 @@ exams (the same for every plane and task, so plane models can be fused on it) an
 from __future__ import annotations
 
 import functools
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from medrobust.data.base import ArrayDataset, DatasetInfo
+from medrobust.data.imageio import BadFiles
 from medrobust.data.registry import DATASETS
 from medrobust.data.sampling import stratified_subset
 from medrobust.errors import ConfigError, DataError
@@ -72,7 +72,7 @@ def _row(path: Path, line_no: int, line: str) -> tuple[int, int]:
 def read_volume(path: Path) -> NDArray[np.uint8]:
     """One ``(S, H, W)`` uint8 volume; missing, truncated or mis-shaped files raise a :class:`DataError`."""
     if not path.is_file():
-        raise DataError(f"mrnet: volume {path} is missing (its case id is in the label CSV)")
+        raise DataError(f"{path}: volume is missing (its case id is in the label CSV)")
     try:
         vol = np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError) as err:
@@ -118,18 +118,17 @@ def _stamp(folder: Path, ids: tuple[int, ...]) -> tuple[tuple[int, int] | None, 
 def _volumes(
     folder: str, ids: tuple[int, ...], slices: int, size: int, skip_bad: bool, stamp: tuple[Any, ...]
 ) -> tuple[Any, ...]:
-    vols, kept, bad = [], [], []
+    vols, kept, bad = [], [], BadFiles("mrnet", skip_bad)
     for case in ids:
+        path = Path(folder) / f"{case:04d}.npy"
         try:
-            vols.append(resample(read_volume(Path(folder) / f"{case:04d}.npy"), slices, size))
+            vols.append(resample(read_volume(path), slices, size))
             kept.append(case)
-        except DataError:
-            if not skip_bad:
-                raise
-            bad.append(case)
+        except DataError as err:
+            bad.fail(path, str(err).removeprefix(f"{path}: "))  # raises unless skip_bad
     if not vols:
         raise DataError(f"mrnet: no readable volume in {folder}")
-    return np.stack(vols)[:, None], tuple(kept), tuple(bad)
+    return np.stack(vols)[:, None], tuple(kept), tuple(bad.items)
 
 
 def _split_ids(ids: NDArray[np.int64], split: str, val_fraction: float, seed: int) -> NDArray[np.bool_]:
@@ -185,7 +184,8 @@ def mrnet(
         val_fraction: share of the ``train`` exams held out as ``val``.
         seed: seed of that hold-out and of the ``n`` subset.
         n: keep a seeded stratified subset of ``n`` exams of the split (quick runs).
-        skip_bad: skip unreadable volumes instead of stopping; the skipped ids are listed in the metadata.
+        skip_bad: skip (and count) unreadable or missing volumes instead of stopping; the count and the first files
+            are in the metadata (``skipped_bad``, ``skipped_files``) and one line goes to stderr.
 
     Shape:
         images ``(N, 1, slices, size, size)`` uint8; targets ``(N,)`` 0/1; ``extras["case_id"]`` ``(N,)``.
@@ -218,10 +218,8 @@ def mrnet(
     }
     if n is not None:
         extra["subset"] = f"seeded stratified subset of {n} (seed {seed})"
-    if bad:
-        extra["skipped"] = {"count": len(bad), "ids": list(bad)}
-        warnings.warn(
-            f"mrnet: skipped {len(bad)} unreadable volume(s) in {folder} (skip_bad): ids {list(bad)}", stacklevel=2
-        )
+    bad_files = BadFiles("mrnet", skip_bad)
+    bad_files.items = list(bad)
+    bad_files.report(extra, split)
     info = DatasetInfo("mrnet", "binary", 1, (slices, size, size), 2, CLASS_NAMES[task], split, extra)
     return ArrayDataset(images, labels, info, extras={"case_id": np.asarray(kept, dtype=np.int64)})

@@ -111,3 +111,41 @@ def test_rounding_notes_flag_percentages_that_round_alike() -> None:
     notes = rounding_notes((0.5, 1, 2, 6, 10), 64)  # round(p·64/100) = 0, 1, 1, 4, 6 per epoch of 64
     assert len(notes) == 2 and "0.5 %" in notes[0] and "1 % and 2 %" in notes[1]
     assert rounding_notes((1, 2, 6, 10), 200) == []
+
+
+def test_a_finished_cell_of_other_settings_is_refused_but_the_control_ignores_eps(
+    trained: Path, tmp_path: Path
+) -> None:
+    from medrobust.config import dump_config
+    from medrobust.studies.fgsm_study import check_cell, fine_tune
+
+    base = load_run(trained)
+    grid = Grid((25.0,), (0.02,), epochs=1)
+    cell = tmp_path / "cells" / "p25_eps0.02"
+    cell.mkdir(parents=True)
+    (cell / "config.yaml").write_text(dump_config(cell_config(base, grid, 25.0, 0.02)))
+    (cell / "metrics.json").write_text("{}")
+    check_cell(cell, cell_config(base, grid, 25.0, 0.02).with_values({"train.progress": True}))  # same: accepted
+    for changed in (
+        Grid((25.0,), (0.02,), epochs=2),
+        Grid((25.0,), (0.02,), lr=0.5),
+        Grid((25.0,), (0.02,), mode="add"),
+    ):
+        with pytest.raises(ConfigError, match="new --out or delete"):
+            fine_tune(base, changed, 25.0, 0.02, tmp_path, log=lambda s: None)
+    control = tmp_path / "control"
+    control.mkdir()
+    (control / "config.yaml").write_text(dump_config(cell_config(base, grid, 0.0, 0.02)))
+    check_cell(control, cell_config(base, Grid((25.0,), (0.1,), norm="l2"), 0.0, 0.1))  # p = 0: ε, norm unused
+    with pytest.raises(ConfigError, match=r"train\.epochs"):
+        check_cell(control, cell_config(base, Grid((25.0,), (0.1,), epochs=3), 0.0, 0.1))
+
+
+def test_repeated_grid_values_and_bad_numbers_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigError, match="repeat"):
+        Grid((1.0,), (1e-3, 0.001))
+    with pytest.raises(ConfigError, match="repeat"):
+        Grid((2.0, 1.0, 2.0), (1e-3,))
+    assert main(["fgsm-study", "missing-run", "--percent", "1,-2", "--out", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "--percent" in err and "'-2'" in err and "level" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -73,13 +74,17 @@ def test_resample_is_linear_across_slices_and_keeps_constant_planes() -> None:
     assert (out == out[:, :1, :1]).all()
 
 
-def test_bad_data_errors_name_the_file(root: Path) -> None:
-    (root / "train" / "sagittal" / "0003.npy").unlink()
-    with pytest.raises(DataError, match=r"0003\.npy is missing"):
+def test_bad_data_errors_name_the_file(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = root / "train" / "sagittal" / "0003.npy"
+    missing.unlink()
+    with pytest.raises(DataError, match=r"0003\.npy: volume is missing.*--skip-bad"):
         load(root, "train", plane="sagittal", seed=1, val_fraction=0.01)
-    with pytest.warns(UserWarning, match="skipped 1 unreadable volume"):
-        skipped = load(root, "train", plane="sagittal", seed=1, val_fraction=0.01, skip_bad=True)
-    assert skipped.info.extra["skipped"] == {"count": 1, "ids": [3]} and len(skipped) == 11
+    skipped = load(root, "train", plane="sagittal", seed=1, val_fraction=0.01, skip_bad=True)
+    assert skipped.info.extra["skipped_bad"] == 1 and len(skipped) == 11 and 3 not in skipped.extras["case_id"]
+    assert skipped.info.extra["skipped_files"] == [f"{missing}: volume is missing (its case id is in the label CSV)"]
+    assert capsys.readouterr().err.count("mrnet (train): skipped 1 bad file(s)") == 1
+    clean = load(root, "train", plane="axial", seed=1, val_fraction=0.01, skip_bad=True)
+    assert clean.info.extra["skipped_bad"] == 0 and "skipped_files" not in clean.info.extra
     raw = (root / "train" / "axial" / "0005.npy").read_bytes()
     (root / "train" / "axial" / "0005.npy").write_bytes(raw[: len(raw) - 40])
     with pytest.raises(DataError, match=r"0005\.npy: truncated"):
@@ -185,3 +190,42 @@ def test_a_changed_volume_is_not_served_from_the_cache(root: Path) -> None:
     np.save(root / "valid" / "axial" / "1132.npy", np.full((5, 16, 16), 255, dtype=np.uint8))
     after = load(root, "test", plane="axial")
     assert (after.images[2] == 255).all() and not (before.images[2] == 255).all()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--fusion-c", "-1"], "--fusion-c must be > 0"),
+        (["--planes", "sagittal,axial,sagittal"], "--planes: .* repeats"),
+        (["--tasks", "acl,acl"], "--tasks: .* repeats"),
+        (["--fgsm-eps", "0"], "--fgsm-eps must be a number > 0"),
+    ],
+)
+def test_bad_options_fail_before_any_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    assert main(["mrnet", "--data-root", str(tmp_path / "none"), "--out", str(tmp_path / "o"), *flags]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_reused_run_of_another_split_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from medrobust.config import ExperimentConfig
+    from medrobust.studies import mrnet as study
+
+    base = ExperimentConfig().with_values({"data.options": {"val_fraction": 0.5, "seed": 0}})
+    want = study.plane_config(base, "root", "axial", "acl")
+    (tmp_path / "metrics.json").write_text("{}")
+    saved = want
+    monkeypatch.setattr(study, "load_run", lambda *a, **k: SimpleNamespace(config=saved))
+    quiet = lambda s: None  # noqa: E731
+    assert study.train_or_load(want, tmp_path, quiet).config is want
+    saved = study.plane_config(base.with_values({"data.options": {"val_fraction": 0.5}}), "root", "axial", "acl")
+    study.train_or_load(want, tmp_path, quiet)  # seed left at the loader's default 0: the same split
+    for options in ({"val_fraction": 0.2, "seed": 0}, {"val_fraction": 0.5, "seed": 1}, {"val_fraction": 0.5, "n": 4}):
+        saved = study.plane_config(base.with_values({"data.options": options}), "root", "axial", "acl")
+        with pytest.raises(ConfigError, match="another data split"):
+            study.train_or_load(want, tmp_path, quiet)

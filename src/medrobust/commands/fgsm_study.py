@@ -7,7 +7,7 @@ import argparse
 from medrobust.errors import ConfigError
 from medrobust.evaluation.threats import parse_number
 from medrobust.studies.fgsm_study import Grid, run_study
-from medrobust.studies.report import markdown, write_study
+from medrobust.studies.report import markdown, write_fgsm_report
 
 NAME = "fgsm-study"
 HELP = (
@@ -36,8 +36,16 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="study folder: cells/*/ runs, study.json, study.md, roc_eps*.png")
 
 
+def _number(text: str, flag: str) -> float:
+    """``parse_number`` with ``flag`` named in its error (its own message speaks of attack levels)."""
+    try:
+        return parse_number(text)
+    except ConfigError:
+        raise ConfigError(f"{flag}: {text.strip()!r} is not a number >= 0; write e.g. 1, 0.5, 1e-3 or 1/255") from None
+
+
 def _numbers(text: str, flag: str) -> tuple[float, ...]:
-    values = tuple(parse_number(t) for t in text.split(",") if t.strip())
+    values = tuple(_number(t, flag) for t in text.split(",") if t.strip())
     if not values:
         raise ConfigError(f"{flag} needs at least one number, got {text!r}")
     return values
@@ -66,6 +74,6 @@ def run(args: argparse.Namespace) -> int:
         log=lambda s: print(s, flush=True),
     )
     print("\n" + markdown(result))
-    paths = write_study(result, args.out)
+    paths = write_fgsm_report(result, args.out)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

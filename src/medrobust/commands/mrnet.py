@@ -13,7 +13,7 @@ from medrobust.data.mrnet import PLANES, TASKS
 from medrobust.errors import ConfigError
 from medrobust.evaluation.threats import parse_number
 from medrobust.studies.mrnet import run_protocol
-from medrobust.studies.report import SHORT, format_table
+from medrobust.studies.report import SHORT, format_metric, format_table
 from medrobust.studies.scoring import METRIC_NAMES, roc_figure
 
 NAME = "mrnet"
@@ -43,7 +43,22 @@ def _names(text: str, allowed: tuple[str, ...], flag: str) -> list[str]:
     bad = [n for n in names if n not in allowed]
     if bad or not names:
         raise ConfigError(f"{flag}: {', '.join(bad) or 'nothing'} not allowed; use some of {', '.join(allowed)}")
+    if len(set(names)) < len(names):
+        raise ConfigError(f"{flag}: {text!r} repeats a name; give each once")
     return names
+
+
+def _eps(text: str | None) -> float | None:
+    """``--fgsm-eps`` as a number > 0 (None when not given)."""
+    if text is None:
+        return None
+    try:
+        eps = parse_number(text)
+    except ConfigError:
+        eps = 0.0  # negative or unreadable: the message below names the flag
+    if not eps > 0:
+        raise ConfigError(f"--fgsm-eps must be a number > 0 (e.g. 1e-3 or 1/255), got {text!r}")
+    return eps
 
 
 def base_config(args: argparse.Namespace) -> ExperimentConfig:
@@ -62,14 +77,18 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     for task, r in results.items():
         for name, clean in r["clean"].items():
             cells = [clean[m] for m in METRIC_NAMES] + ([r["fgsm"][name][m] for m in METRIC_NAMES] if fgsm else [])
-            rows.append([task, name, *("—" if v is None else f"{v:.4f}" for v in cells)])
+            rows.append([task, name, *(format_metric(v) for v in cells)])
     return format_table(header, rows)
 
 
 def run(args: argparse.Namespace) -> int:
     """Train/reuse, fuse, print the table, write mrnet.json, mrnet.md and one ROC figure per task."""
     planes, tasks = _names(args.planes, PLANES, "--planes"), _names(args.tasks, TASKS, "--tasks")
-    eps = parse_number(args.fgsm_eps) if args.fgsm_eps else None
+    eps = _eps(args.fgsm_eps)
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not args.fusion_c > 0:
+        raise ConfigError(f"--fusion-c must be > 0, got {args.fusion_c}")
     base = base_config(args)
     out = Path(args.out)
     print(f"MRNet protocol: {len(planes)} plane(s) × {len(tasks)} task(s) of {args.data_root} → {out}", flush=True)

@@ -1,10 +1,10 @@
 """The FGSM-augmentation study (Yan et al., MRNet; METHODS §1.3): retrain percentage × ε grid from one run.
 
-Each grid cell fine-tunes the trained run with ``fgsm_aug`` (``p`` % of every batch replaced by FGSM examples at
-``ε``, true labels) and is compared with the run before fine-tuning, on clean inputs and under FGSM at the same
-``ε``: accuracy, ROC AUC, sensitivity, specificity and ROC curves. A *control* cell fine-tunes for the same epochs
-with ``p = 0`` (plain continued training), so that the effect of FGSM examples is not confused with that of
-more training.
+Each grid cell fine-tunes the trained run with ``fgsm_aug`` (each epoch, ``p`` % of the training set, drawn anew,
+replaced by FGSM examples at ``ε`` with their true labels) and is compared with the run before fine-tuning, on clean
+inputs and under FGSM at the same ``ε``: accuracy, ROC AUC, sensitivity, specificity and ROC curves. A *control*
+cell fine-tunes for the same epochs with ``p = 0`` (plain continued training), so that the effect of FGSM examples
+is not confused with that of more training.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from typing import Any
 
 import torch
 
-from medrobust.config import ExperimentConfig
+from medrobust.config import ExperimentConfig, load_config
 from medrobust.errors import ConfigError
 from medrobust.studies.scoring import Curve, binary_metrics, jsonable, outputs_under_fgsm, positive_scores
 from medrobust.training.checkpoint import CHECKPOINT
 from medrobust.training.loop import resolve_device
-from medrobust.training.runs import METRICS, Run, load_run, train_run
+from medrobust.training.runs import CONFIG, METRICS, Run, load_run, train_run
 
 Log = Callable[[str], None]
+IGNORED_AT_P0 = ("eps", "mode", "norm")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class Grid:
             raise ConfigError(f"ε values must be > 0, got {list(self.eps)}")
         if self.epochs < 1:
             raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
+        for name, values in (("retrain percentages", self.percents), ("ε values", self.eps)):
+            if len(set(values)) < len(values):
+                raise ConfigError(f"{name} repeat, got {list(values)}; give each value once")
 
 
 def rounding_notes(percents: Sequence[float], train_size: int) -> list[str]:
@@ -94,15 +98,36 @@ def cell_config(run: Run, grid: Grid, percent: float, eps: float) -> ExperimentC
 
 
 def fine_tune(run: Run, grid: Grid, percent: float, eps: float, out: Path, log: Log) -> Run:
-    """Train one cell into ``out/cells/NAME`` (a finished cell is reused, an interrupted one resumed)."""
+    """Train one cell into ``out/cells/NAME`` (a finished cell of the same config is reused, a started one resumed)."""
     folder = out / "cells" / cell_name(percent, eps)
+    config = cell_config(run, grid, percent, eps)
     if (folder / METRICS).exists():
+        check_cell(folder, config)
         log(f"  reusing {folder}")
         return load_run(folder, device=str(resolve_device(run.config.train.device)))
     log(f"  fine-tuning {cell_name(percent, eps)} for {grid.epochs} epoch(s) → {folder}")
-    resume = (folder / CHECKPOINT).exists()
-    trained, _ = train_run(cell_config(run, grid, percent, eps), folder, resume=resume)
+    trained, _ = train_run(config, folder, resume=(folder / CHECKPOINT).exists())
     return trained
+
+
+def check_cell(folder: Path, config: ExperimentConfig) -> None:
+    """Refuse a finished cell whose saved ``config.yaml`` differs from ``config`` (other --epochs, --lr, ….).
+
+    ``train.progress`` and ``train.device`` do not change the result. At ``p = 0`` no FGSM example is made, so the
+    control ignores ``eps``, ``mode`` and ``norm`` (its folder name does not encode ε).
+    """
+    old, new = load_config(folder / CONFIG).to_dict(), config.to_dict()
+    for d in (old, new):
+        for key in ("progress", "device"):
+            d["train"].pop(key)
+        if d["method"]["options"].get("percentage") == 0:
+            d["method"]["options"] = {k: v for k, v in d["method"]["options"].items() if k not in IGNORED_AT_P0}
+    diff = [f"{s}.{k}" for s, values in new.items() for k, v in values.items() if old[s].get(k) != v]
+    if diff:
+        raise ConfigError(
+            f"{folder} was fine-tuned with another {', '.join(diff)} than this grid asks for; "
+            "use a new --out or delete that cell folder"
+        )
 
 
 def evaluate(

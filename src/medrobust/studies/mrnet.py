@@ -9,6 +9,7 @@ fused loss's gradient (an L∞ FGSM on the fused model).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from torch import Tensor
 
 from medrobust.config import ExperimentConfig
 from medrobust.data.base import ArrayDataset
+from medrobust.data.mrnet import mrnet
 from medrobust.errors import ConfigError, DataError
 from medrobust.studies.fusion import LogisticFusion
 from medrobust.studies.scoring import Curve, binary_metrics, jsonable
@@ -27,6 +29,9 @@ from medrobust.training.loop import predict, resolve_device
 from medrobust.training.runs import METRICS, Run, load_run, train_run
 
 Log = Callable[[str], None]
+SPLIT_OPTIONS = {  # the mrnet options that define the train/val split (and subset), with the loader's defaults
+    k: v.default for k, v in inspect.signature(mrnet).parameters.items() if k in ("val_fraction", "seed", "n")
+}
 
 
 @dataclass
@@ -55,6 +60,13 @@ def train_or_load(config: ExperimentConfig, folder: Path, log: Log) -> Run:
             raise ConfigError(
                 f"{folder} holds a run of {run.config.data.name} {got.get('plane')}/{got.get('task')}, not mrnet "
                 f"{want['plane']}/{want['task']}; move it away or choose another --out"
+            )
+        diff = [k for k in SPLIT_OPTIONS if got.get(k, SPLIT_OPTIONS[k]) != want.get(k, SPLIT_OPTIONS[k])]
+        if diff:  # another val split: the fusion could be fitted on exams this plane model trained on
+            saved = ", ".join(f"{k}={got.get(k, SPLIT_OPTIONS[k])!r}" for k in diff)
+            raise ConfigError(
+                f"{folder} was trained with another data split ({saved}); every plane needs the same "
+                "val_fraction, seed and n: move it away or choose another --out"
             )
         return run
     log(f"  training {folder.name} ({config.model.name}, {config.train.epochs} epochs) → {folder}")

@@ -19,13 +19,14 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
     return Table(tuple(header), tuple(tuple(r) for r in rows), kinds).to_markdown()
 
 
-def _fmt(v: float | None) -> str:
+def format_metric(v: float | None) -> str:
+    """A metric with four decimals, ``—`` for an undefined one."""
     return "—" if v is None else f"{v:.4f}"
 
 
 def _delta(after: float | None, before: float | None) -> str:
     if after is None or before is None:
-        return _fmt(after)
+        return format_metric(after)
     return f"{after:.4f} ({after - before:+.4f})"
 
 
@@ -35,8 +36,8 @@ def before_table(result: dict[str, Any]) -> str:
     rows = [
         [
             format_level(r["eps"]),
-            *(_fmt(r[f"clean_{m}"]) for m in METRIC_NAMES),
-            *(_fmt(r[f"fgsm_{m}"]) for m in METRIC_NAMES),
+            *(format_metric(r[f"clean_{m}"]) for m in METRIC_NAMES),
+            *(format_metric(r[f"fgsm_{m}"]) for m in METRIC_NAMES),
         ]
         for r in result["before"]
     ]
@@ -77,7 +78,7 @@ def markdown(result: dict[str, Any]) -> str:
     )
 
 
-def write_study(result: dict[str, Any], out: str | Path) -> list[Path]:
+def write_fgsm_report(result: dict[str, Any], out: str | Path) -> list[Path]:
     """``study.json``, ``study.md`` and one ``roc_eps*.png`` per ε (clean and FGSM panels) in ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ patient has images in two splits (Martinez-Martinez & Nabavi used this collectio
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from medrobust.data.base import ArrayDataset
+from medrobust.data.csv_rows import read_csv_rows
 from medrobust.data.folders import ImageOptions, load_image_split
-from medrobust.data.imageio import BadFiles, one_line
+from medrobust.data.imageio import BadFiles
 from medrobust.data.paths import Location, dataset_root, register_location
 from medrobust.data.registry import DATASETS
 from medrobust.data.splits import grouped_split, split_rule, take_split
@@ -35,21 +35,7 @@ def read_metadata(path: Path) -> list[dict[str, str]]:
     """The rows of ``metadata.csv`` (each with its 1-based file line in ``"_line"``); required columns checked."""
     if not path.is_file():
         raise DataError(f"{path}: not found; --data-root must hold the collection's {METADATA} and image folders")
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise DataError(f"{path}: missing column(s) {', '.join(missing)}; is this Cohen et al.'s {METADATA}?")
-            rows = []
-            for row in reader:
-                short = [c for c in COLUMNS if row[c] is None]
-                if short:
-                    raise DataError(f"{path}:{reader.line_num}: row too short, no value for {', '.join(short)}")
-                rows.append({**row, "_line": str(reader.line_num)})
-            return rows
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise DataError(f"{path}: unreadable CSV ({one_line(err)})") from None
+    return read_csv_rows(path, COLUMNS, what=f"; is this Cohen et al.'s {METADATA}?")
 
 
 def label_of(finding: str, label: str, depth: int | None) -> str:

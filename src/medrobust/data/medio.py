@@ -9,7 +9,6 @@ windowed to [0, 1] (see :mod:`medrobust.data.medio_read`), then 2D slices or 3D 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ from numpy.typing import NDArray
 
 from medrobust.data import medio_read as R
 from medrobust.data.base import ArrayDataset, DatasetInfo
-from medrobust.data.imageio import BadFiles, one_line, progress, sizes
+from medrobust.data.csv_rows import read_csv_rows
+from medrobust.data.imageio import BadFiles, progress, sizes
 from medrobust.data.paths import Location, dataset_root, register_location
 from medrobust.data.registry import DATASETS
 from medrobust.data.sampling import stratified_subset
@@ -36,23 +36,8 @@ def read_labels(
     value in every row (as must the ``optional`` columns that exist)."""
     if not path.is_file():
         raise DataError(f"{path}: labels CSV not found; put a CSV with columns {file_column},{label_column} there")
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            wanted = [file_column, label_column, *extra_columns]
-            missing = [c for c in wanted if c not in (reader.fieldnames or [])]
-            if missing:
-                raise DataError(f"{path}: missing column(s) {', '.join(missing)} (has {reader.fieldnames})")
-            used = [*wanted, *(c for c in optional if c in (reader.fieldnames or []))]
-            rows = []
-            for row in reader:
-                short = [c for c in used if row[c] is None]
-                if short:
-                    raise DataError(f"{path}:{reader.line_num}: row too short, no value for {', '.join(short)}")
-                rows.append({**row, "_line": str(reader.line_num)})
-            return rows
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise DataError(f"{path}: unreadable CSV ({one_line(err)})") from None
+    wanted = [file_column, label_column, *extra_columns]
+    return read_csv_rows(path, wanted, optional)
 
 
 def class_list(labels: list[str], classes: Sequence[str] | None) -> tuple[str, ...]:

@@ -15,18 +15,16 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from interleaved import CLOCKS, Contender, run_epoch
 from torch import nn
 
 from medrobust import data, models
 from medrobust.data.base import ArrayDataset
-from medrobust.methods import METHODS, StepContext, TrainingMethod
+from medrobust.methods import METHODS
 from medrobust.tasks.classification import ClassificationTask
-from medrobust.training.loop import batches
 
 SPECS: list[tuple[str, str, dict[str, Any]]] = [
     ("standard", "standard", {}),
@@ -34,21 +32,6 @@ SPECS: list[tuple[str, str, dict[str, Any]]] = [
     ("pgd_at", "pgd_at (L∞ 4/255, 7 steps)", {}),
     ("robust_augmix", "robust_augmix (clean + AugMix + PGD L∞ 4/255, 7 steps)", {}),
 ]
-CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
-
-
-@dataclass
-class Contender:
-    """One method with its own model copy, optimizer, generator and epoch times."""
-
-    key: str
-    label: str
-    method: TrainingMethod
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(1))
-    seconds: list[float] = field(default_factory=list)
-    logs: dict[str, float] = field(default_factory=dict)
 
 
 def contenders(base: nn.Module, train: ArrayDataset, task: ClassificationTask) -> list[Contender]:
@@ -60,29 +43,6 @@ def contenders(base: nn.Module, train: ArrayDataset, task: ClassificationTask) -
         method.setup(model, len(train), task)
         out.append(Contender(key, label, method, model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)))
     return out
-
-
-def run_epoch(everyone: list[Contender], train: ArrayDataset, task: ClassificationTask, epoch: int, bs: int,
-              clock: Any) -> None:  # fmt: skip
-    """One epoch of every contender, interleaved batch by batch; appends each one's epoch time."""
-    spent = dict.fromkeys((c.key for c in everyone), 0.0)
-    sums: dict[str, dict[str, float]] = {c.key: {} for c in everyone}
-    for step, batch in enumerate(batches(train, bs, torch.Generator().manual_seed(epoch))):
-        for c in everyone:
-            t0 = clock()
-            c.model.train()
-            out = c.method.training_step(
-                c.model, batch, StepContext(task, epoch, step, c.generator, torch.device("cpu"))
-            )
-            c.optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            c.optimizer.step()
-            spent[c.key] += clock() - t0
-            for k, v in out.logs.items():
-                sums[c.key][k] = sums[c.key].get(k, 0.0) + v * len(batch.x)
-    for c in everyone:
-        c.seconds.append(spent[c.key])
-        c.logs = {k: v / len(train) for k, v in sums[c.key].items()}
 
 
 def main() -> None:

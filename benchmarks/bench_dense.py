@@ -16,56 +16,15 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from interleaved import CLOCKS, Contender, run_epoch
 from torch import nn
 
 from medrobust import data, models
-from medrobust.data.base import ArrayDataset
-from medrobust.methods import METHODS, Batch, EpochContext, StepContext, TrainingMethod
+from medrobust.methods import METHODS
 from medrobust.tasks.base import Task
-from medrobust.training.loop import batches
-
-CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
-
-
-@dataclass
-class Contender:
-    """One method with its own model copy, optimizer and epoch times."""
-
-    key: str
-    label: str
-    method: TrainingMethod
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator
-    seconds: list[float] = field(default_factory=list)
-
-
-def step(c: Contender, batch: Batch, task: Task, epoch: int, i: int, clock: Any) -> float:
-    """One optimisation step as :func:`medrobust.training.fit` runs it; its time in seconds."""
-    t0 = clock()
-    c.model.train()
-    out = c.method.training_step(c.model, batch, StepContext(task, epoch, i, c.generator, torch.device("cpu")))
-    c.optimizer.zero_grad(set_to_none=True)
-    out.loss.backward()
-    c.optimizer.step()
-    return float(clock() - t0)
-
-
-def epoch_all(everyone: list[Contender], train: ArrayDataset, task: Task, epoch: int, bs: int, clock: Any) -> None:
-    """One epoch of every contender, interleaved batch by batch; appends each one's epoch time."""
-    spent = dict.fromkeys((c.key for c in everyone), 0.0)
-    for i, batch in enumerate(batches(train, bs, torch.Generator().manual_seed(epoch))):
-        for c in everyone:
-            spent[c.key] += step(c, batch, task, epoch, i, clock)
-    for c in everyone:
-        t0 = clock()
-        c.method.on_epoch_end(EpochContext(epoch, None, task))
-        c.seconds.append(spent[c.key] + clock() - t0)
 
 
 def make(key: str, label: str, name: str, options: dict[str, Any], base: nn.Module, n: int, task: Task) -> Contender:
@@ -97,7 +56,7 @@ def main() -> None:
     base = models.create("unet", in_channels=1, num_outputs=task.output_dim, width=args.width)
     pre = make("pre", "standard", "standard", {}, base, n, task)
     for e in range(3):
-        epoch_all([pre], train, task, -1 - e, args.batch_size, clock)
+        run_epoch([pre], train, task, -1 - e, args.batch_size, clock)
     sat = {"norm": "l2", "eps": args.eps, "steps": args.steps}
     amat = {"steps": args.steps, "delta": args.eps / 10}
     specs = [
@@ -108,7 +67,7 @@ def main() -> None:
     ]
     everyone = [make(k, lbl, name, opts, pre.model, n, task) for k, lbl, name, opts in specs]
     for e in range(warmup + timed):
-        epoch_all(everyone, train, task, e, args.batch_size, clock)
+        run_epoch(everyone, train, task, e, args.batch_size, clock)
     t = {c.key: statistics.median(c.seconds[warmup:]) for c in everyone}
     print(f"\n{args.dataset} 32×32, n={n}, unet (width {args.width}), batch {args.batch_size}, {args.steps} PGD steps, "
           f"1 CPU thread, median {args.clock} time of {timed} epochs after {warmup} warm-up\n")  # fmt: skip

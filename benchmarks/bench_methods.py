@@ -15,65 +15,16 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from interleaved import CLOCKS, Contender, run_epoch
 from torch import nn
 
 from medrobust import data, models
 from medrobust.data.base import ArrayDataset
-from medrobust.methods import METHODS, Batch, EpochContext, StepContext, TrainingMethod
+from medrobust.methods import METHODS
 from medrobust.tasks.classification import ClassificationTask
-from medrobust.training.loop import batches
-
-
-@dataclass
-class Contender:
-    """One method with its own model copy, optimizer and measurements."""
-
-    key: str
-    label: str
-    method: TrainingMethod
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator
-    seconds: list[float] = field(default_factory=list)
-    logs: dict[str, float] = field(default_factory=dict)
-
-
-CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
-clock = CLOCKS["cpu"]
-
-
-def train_step(c: Contender, batch: Batch, task: ClassificationTask, epoch: int, step: int) -> float:
-    """One optimisation step as :func:`medrobust.training.fit` runs it; returns its time in seconds."""
-    t0 = clock()
-    c.model.train()
-    out = c.method.training_step(c.model, batch, StepContext(task, epoch, step, c.generator, torch.device("cpu")))
-    c.optimizer.zero_grad(set_to_none=True)
-    out.loss.backward()
-    c.optimizer.step()
-    seconds = clock() - t0
-    for k, v in out.logs.items():
-        c.logs[k] = c.logs.get(k, 0.0) + v * len(batch.x)
-    return seconds
-
-
-def run_epoch(everyone: list[Contender], train: ArrayDataset, task: ClassificationTask, epoch: int, bs: int) -> None:
-    """One epoch of every contender, interleaved batch by batch (load changes hit all alike); appends epoch times."""
-    spent = dict.fromkeys((c.key for c in everyone), 0.0)
-    for c in everyone:
-        c.logs = {}
-    for step, batch in enumerate(batches(train, bs, torch.Generator().manual_seed(epoch))):
-        for c in everyone:
-            spent[c.key] += train_step(c, batch, task, epoch, step)
-    for c in everyone:
-        t0 = clock()
-        c.method.on_epoch_end(EpochContext(epoch, None, task))
-        c.seconds.append(spent[c.key] + clock() - t0)
-        c.logs = {k: v / len(train) for k, v in c.logs.items()}
 
 
 def pretrained(train: ArrayDataset, task: ClassificationTask, epochs: int, batch_size: int) -> nn.Module:
@@ -90,7 +41,7 @@ def pretrained(train: ArrayDataset, task: ClassificationTask, epochs: int, batch
     )
     c.method.setup(model, len(train), task)
     for epoch in range(epochs):
-        run_epoch([c], train, task, -1 - epoch, batch_size)
+        run_epoch([c], train, task, -1 - epoch, batch_size, CLOCKS["cpu"])
     return model
 
 
@@ -135,7 +86,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="process CPU time or wall time")
     args = parser.parse_args()
-    global clock
     clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     n = args.n or (128 if args.quick else 512)
@@ -144,7 +94,7 @@ def main() -> None:
     task = train.task()
     everyone = contenders(pretrained(train, task, 6, args.batch_size), train, task, args.steps, args.eps)
     for epoch in range(warmup + timed):
-        run_epoch(everyone, train, task, epoch, args.batch_size)
+        run_epoch(everyone, train, task, epoch, args.batch_size, clock)
     t = {c.key: statistics.median(c.seconds[warmup:]) for c in everyone}
     print(
         f"\nphantom-ct 32×32, n={n}, small_cnn (width 16), batch {args.batch_size}, {args.threads} CPU thread(s), "

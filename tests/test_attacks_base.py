@@ -7,9 +7,9 @@ import torch
 from torch import Tensor, nn
 
 from medrobust.attacks import ATTACKS, FGSM, PGD, WhiteNoise
-from medrobust.attacks._geometry import direction, project, random_start
 from medrobust.attacks.base import WorstCase
 from medrobust.errors import ConfigError, DataError, UnknownNameError
+from medrobust.geometry import direction, project, random_start
 from medrobust.tasks import ClassificationTask
 
 TASK = ClassificationTask(kind="multiclass", num_classes=3)

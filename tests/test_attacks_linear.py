@@ -12,9 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from medrobust.attacks import FGSM, PGD, bisect_boundary, estimate_margins, ifgsm
-from medrobust.attacks._geometry import Norm
 from medrobust.attacks.base import LossName
 from medrobust.errors import ConfigError
+from medrobust.geometry import Norm
 from medrobust.tasks import ClassificationTask
 
 SHAPE = (1, 6, 8)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from medrobust.attacks import WhiteNoise
-from medrobust.attacks._geometry import uniform_noise
+from medrobust.geometry import uniform_noise
 from medrobust.tasks import ClassificationTask
 
 

@@ -8,9 +8,9 @@ import torch
 
 from medrobust import models
 from medrobust.attacks import PGD
-from medrobust.attacks._geometry import norm as norm_of
 from medrobust.data.base import ArrayDataset, DatasetInfo
 from medrobust.evaluation import ThreatSpec, evaluate
+from medrobust.geometry import norm as norm_of
 from medrobust.methods import METHODS
 from medrobust.tasks import LandmarkTask, SegmentationTask
 from medrobust.training import fit

@@ -7,9 +7,9 @@ from torch import nn
 
 from conftest import blobs
 from medrobust import models
-from medrobust.attacks._geometry import random_start
 from medrobust.data.base import ArrayDataset, DatasetInfo
 from medrobust.errors import ConfigError
+from medrobust.geometry import random_start
 from medrobust.methods import METHODS, Batch, StepContext
 from medrobust.methods.fast_at import FastAdversarialTraining
 from medrobust.methods.fgsm_aug import FGSMAugmentation

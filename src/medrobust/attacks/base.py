@@ -8,16 +8,14 @@ touched) and restore every module's train/eval flag, also on exceptions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from medrobust.attacks._geometry import check_generator, check_images, view
 from medrobust.errors import DataError
+from medrobust.geometry import check_generator, check_images, view
 from medrobust.registry import Registry
 from medrobust.tasks.base import Task
 
@@ -64,18 +62,6 @@ class Attack(Protocol):
 
 
 ATTACKS: Registry[Attack] = Registry("attack")
-
-
-@contextmanager
-def model_mode(model: nn.Module, train: bool) -> Iterator[None]:
-    """Put ``model`` in train (``True``) or eval mode, then restore every submodule's own flag."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.train(train)
-    try:
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
 
 
 def check_batch(x: Tensor, y: Tensor, task: Task, generator: torch.Generator | None = None) -> None:

@@ -15,10 +15,10 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from medrobust.attacks._geometry import Norm, check_images, check_norm, view
-from medrobust.attacks._geometry import norm as norm_of
-from medrobust.attacks.base import model_mode
 from medrobust.errors import ConfigError, DataError
+from medrobust.geometry import Norm, check_images, check_norm, view
+from medrobust.geometry import norm as norm_of
+from medrobust.runtime import model_mode
 from medrobust.tasks.base import Task
 
 Refine = Literal["bisection", "illinois"]

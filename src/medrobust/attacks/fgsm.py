@@ -11,18 +11,18 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from medrobust.attacks._geometry import Norm, check_norm, direction, per_sample_eps, project, random_start, view
 from medrobust.attacks.base import (
     ATTACKS,
     LOSSES,
     AttackResult,
     LossName,
     check_batch,
-    model_mode,
     objective,
     success,
 )
 from medrobust.errors import ConfigError
+from medrobust.geometry import Norm, check_norm, direction, per_sample_eps, project, random_start, view
+from medrobust.runtime import model_mode
 from medrobust.tasks.base import Task
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from medrobust.attacks._geometry import Norm, check_norm, view
-from medrobust.attacks.base import check_batch, model_mode
+from medrobust.attacks.base import check_batch
 from medrobust.attacks.boundary import bisect_boundary
 from medrobust.attacks.pgd import PGD
 from medrobust.errors import ConfigError
+from medrobust.geometry import Norm, check_norm, view
+from medrobust.runtime import model_mode
 from medrobust.tasks.base import Task
 
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from medrobust.attacks._geometry import Norm, check_norm, per_sample_eps, uniform_noise
-from medrobust.attacks.base import ATTACKS, AttackResult, WorstCase, check_batch, model_mode, success
+from medrobust.attacks.base import ATTACKS, AttackResult, WorstCase, check_batch, success
 from medrobust.errors import ConfigError
+from medrobust.geometry import Norm, check_norm, per_sample_eps, uniform_noise
+from medrobust.runtime import model_mode
 from medrobust.tasks.base import Task
 
 

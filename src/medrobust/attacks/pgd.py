@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from medrobust.attacks._geometry import Norm, box, check_norm, direction, per_sample_eps, project, random_start, view
 from medrobust.attacks.base import (
     ATTACKS,
     LOSSES,
@@ -19,11 +18,12 @@ from medrobust.attacks.base import (
     LossName,
     WorstCase,
     check_batch,
-    model_mode,
     objective,
     success,
 )
 from medrobust.errors import ConfigError
+from medrobust.geometry import Norm, box, check_norm, direction, per_sample_eps, project, random_start, view
+from medrobust.runtime import model_mode
 from medrobust.tasks.base import Task
 
 

@@ -14,8 +14,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from medrobust.attacks._geometry import check_generator, check_images, uniform_noise
 from medrobust.errors import ConfigError
+from medrobust.geometry import check_generator, check_images, uniform_noise
 
 
 def _check(x: Tensor, level: float, generator: torch.Generator | None, *, at_most: float | None = None) -> None:

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from medrobust.attacks.base import model_mode
 from medrobust.evaluation.sweep import Attack, build_attack, pgd_sweep
+from medrobust.runtime import model_mode
 from medrobust.tasks.base import Task
 
 Check = dict[str, Any]

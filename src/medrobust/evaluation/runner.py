@@ -28,6 +28,7 @@ from medrobust.evaluation.summary import summarize
 from medrobust.evaluation.sweep import build_attack, pgd_sweep
 from medrobust.evaluation.threats import ThreatSpec
 from medrobust.metrics import calibration as cal
+from medrobust.runtime import eval_mode, model_device
 from medrobust.tasks import DENSE_KINDS
 from medrobust.tasks.base import Task
 
@@ -66,19 +67,15 @@ def evaluate(
         :class:`Results` with tidy rows, a summary and the sanity checks (failures are also warned).
     """
     start = time.perf_counter()
-    dev = torch.device(device) if device is not None else _model_device(model)
+    dev = torch.device(device) if device is not None else model_device(model)
     grid = _grid(threats)
     batches = list(_batches(data, batch_size, n, seed))  # kept on the CPU, moved to ``dev`` one at a time
     targets = torch.cat([y for _, y in batches])
     passes = sum(len(s.levels) if s.kind == "noise" else 1 for s in grid)
-    was_training = model.training
-    model.to(dev).eval()
-    try:
+    with eval_mode(model.to(dev)):
         with tqdm(total=passes * len(batches), desc="evaluate", disable=not progress or None, leave=False) as bar:
             out = _run_grid(model, task, grid, batches, targets, seed, dev, bar)
         checks = _checks(model, task, out, batches, targets, probe_n, dev, _generator(seed, -1, dev))
-    finally:
-        model.train(was_training)
     C.warn_failed(checks)
     info = getattr(data, "info", None)
     return Results(
@@ -251,11 +248,6 @@ def _probabilities(task: Task, outputs: Tensor) -> Tensor:
 def _generator(seed: int, index: int, device: torch.device) -> torch.Generator:
     derived = int(np.random.SeedSequence([seed, index + 1]).generate_state(1)[0])
     return torch.Generator(device=device).manual_seed(derived)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def _batches(data: Any, batch_size: int, n: int | None, seed: int) -> Iterable[Batch]:

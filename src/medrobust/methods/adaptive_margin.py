@@ -17,10 +17,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from medrobust.attacks._geometry import Norm, check_norm
-from medrobust.attacks._geometry import norm as norm_of
-from medrobust.attacks.base import model_mode
 from medrobust.errors import DataError
+from medrobust.geometry import Norm, check_norm
+from medrobust.geometry import norm as norm_of
 from medrobust.methods._common import choice, fraction, positive
 from medrobust.methods.base import Batch, EpochContext, StepContext, StepOutput, TrainingMethod
 from medrobust.methods.loss_threshold import PREDICATES, resolve_predicate
@@ -40,6 +39,7 @@ from medrobust.methods.margin_attack import (
 )
 from medrobust.methods.margin_report import margin_logs, save_margin_figure
 from medrobust.methods.margins import Margins
+from medrobust.runtime import model_device, model_mode
 from medrobust.tasks.base import Task
 
 REPORT_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -157,7 +157,7 @@ class IMA(TrainingMethod):
         self.epochs_without_expansion = 0
 
     def setup(self, model: nn.Module, train_size: int, task: Task) -> None:
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        device = model_device(model)
         self.margins = Margins(train_size, self.delta, device)
         self.epochs_without_expansion = 0
         self.task = resolve_predicate(task, self.predicate, self.tau, self.clean_run, self.z)

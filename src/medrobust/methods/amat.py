@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from medrobust.attacks._geometry import Norm
+from medrobust.geometry import Norm
 from medrobust.methods.adaptive_margin import IMA
 from medrobust.methods.margin_attack import AttackLoss, Start
 

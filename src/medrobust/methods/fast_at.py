@@ -6,10 +6,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from medrobust.attacks._geometry import Norm, check_norm, direction, per_sample_eps, project, random_start, view
-from medrobust.attacks.base import model_mode, objective
+from medrobust.attacks.base import objective
+from medrobust.geometry import Norm, check_norm, direction, per_sample_eps, project, random_start, view
 from medrobust.methods._common import positive
 from medrobust.methods.base import Batch, StepContext, StepOutput, TrainingMethod
+from medrobust.runtime import model_mode
 
 
 class FastAdversarialTraining(TrainingMethod):

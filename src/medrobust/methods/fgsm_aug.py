@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from medrobust.attacks._geometry import Norm, check_norm
 from medrobust.attacks.fgsm import FGSM
 from medrobust.errors import ConfigError
+from medrobust.geometry import Norm, check_norm
 from medrobust.methods._common import choice, positive
 from medrobust.methods.base import Batch, StepContext, StepOutput, TrainingMethod
 from medrobust.tasks.base import Task

@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
 from medrobust.errors import ConfigError, DataError
+from medrobust.runtime import eval_mode, model_device
 from medrobust.tasks.base import Task
 
 MAD_TO_SIGMA = 1.482602218505602  # 1 / Φ⁻¹(3/4)
@@ -89,17 +90,13 @@ def loss_threshold(losses: ArrayLike, z: float = 1.0, c: float = 1.5) -> float:
 @torch.no_grad()
 def per_sample_losses(model: nn.Module, data: Any, task: Task, batch_size: int = 256) -> Tensor:
     """Per-sample task losses ``(N,)`` of ``model`` (eval mode, restored) over an :class:`ArrayDataset`."""
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    was_training = model.training
-    model.eval()
-    try:
-        out = []
+    device = model_device(model)
+    out = []
+    with eval_mode(model):
         for start in range(0, len(data), batch_size):
             x, y, _ = data.batch(torch.arange(start, min(start + batch_size, len(data))))
             out.append(task.loss(model(x.to(device)), y.to(device)).float().cpu())
-        return torch.cat(out)
-    finally:
-        model.train(was_training)
+    return torch.cat(out)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ IMA (Ma & Liang, CMPB 2023, arXiv 2005.09147) runs PGD with a per-sample radius 
 records, per sample, the last iterate still classified correctly, the first misclassified one and how many
 iterates were misclassified; flipped samples are then bisected onto the decision boundary. Everything is
 written against ``task.correct``, so AMAT (arXiv 2206.01736) reuses it with a loss- or metric-defined predicate.
-The geometry (directions, projection, random starts) comes from :mod:`medrobust.attacks._geometry`.
+The geometry (directions, projection, random starts) comes from :mod:`medrobust.geometry`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from medrobust.attacks._geometry import Norm, box, direction, project, random_start, uniform_noise, view
 from medrobust.attacks.boundary import REFINES, Refine, bisect_boundary
+from medrobust.geometry import Norm, box, direction, project, random_start, uniform_noise, view
 from medrobust.tasks.base import Task
 from medrobust.tasks.classification import ClassificationTask
 

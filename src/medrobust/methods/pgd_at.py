@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from medrobust.attacks._geometry import Norm, check_norm
 from medrobust.attacks.pgd import PGD
+from medrobust.geometry import Norm, check_norm
 from medrobust.methods._common import fraction, positive
 from medrobust.methods.base import Batch, StepContext, StepOutput, TrainingMethod
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from medrobust.attacks._geometry import Norm, check_norm
 from medrobust.attacks.pgd import PGD
+from medrobust.geometry import Norm, check_norm
 from medrobust.methods._common import positive
 from medrobust.methods.augmix import AugMix, consistency_loss
 from medrobust.methods.base import Batch, StepContext, StepOutput

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medrobust.attacks._geometry import Norm, box, check_norm, direction, per_sample_eps, project, view
-from medrobust.attacks.base import model_mode
+from medrobust.geometry import Norm, box, check_norm, direction, per_sample_eps, project, view
 from medrobust.methods._common import positive
 from medrobust.methods.base import Batch, StepContext, StepOutput, TrainingMethod
+from medrobust.runtime import model_mode
 from medrobust.tasks.base import Task
 from medrobust.tasks.classification import ClassificationTask
 

@@ -22,6 +22,7 @@ from medrobust.config import ExperimentConfig
 from medrobust.data.base import ArrayDataset
 from medrobust.data.mrnet import mrnet
 from medrobust.errors import ConfigError, DataError
+from medrobust.runtime import model_device
 from medrobust.studies.fusion import LogisticFusion
 from medrobust.studies.scoring import Curve, binary_metrics, jsonable
 from medrobust.training.checkpoint import CHECKPOINT
@@ -110,7 +111,7 @@ def fgsm_on_fused(
     Shape:
         rows: per plane ``(N,)`` indices into its test split; y: ``(N,)``.
     """
-    dev = next(models[0].run.model.parameters()).device
+    dev = model_device(models[0].run.model)
     direction = torch.sign(fusion.coef.detach()).to(dev)
     out = []
     for start in range(0, len(y), batch_size):

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from medrobust.attacks.fgsm import FGSM
 from medrobust.data.base import ArrayDataset
 from medrobust.metrics.classification import roc_auc_binary, roc_curve
+from medrobust.runtime import eval_mode, model_device
 from medrobust.tasks.classification import ClassificationTask
 from medrobust.training.loop import batches, predict
 
@@ -36,21 +37,17 @@ def outputs_under_fgsm(
     Shape:
         Returns ``outputs (N, K)`` and ``targets (N,)`` on the CPU.
     """
-    device = device or next(model.parameters()).device
+    device = device or model_device(model)
     if eps == 0:
         return predict(model, data, batch_size=batch_size, device=device)
     attack = FGSM(norm=norm)  # type: ignore[arg-type]
     gen = torch.Generator(device=device).manual_seed(seed)
-    was_training = model.training
-    model.eval()
     outs, ys = [], []
-    try:
+    with eval_mode(model):
         for b in batches(data, batch_size, None):
             x, y = b.x.to(device), b.target.to(device)
             outs.append(attack(model, x, y, task=task, eps=eps, generator=gen).output.detach().float().cpu())
             ys.append(b.target)
-    finally:
-        model.train(was_training)
     return torch.cat(outs), torch.cat(ys)
 
 

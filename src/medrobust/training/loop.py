@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from medrobust.data.base import ArrayDataset
 from medrobust.errors import ConfigError, MedrobustError
 from medrobust.methods.base import Batch, EpochContext, StepContext, TrainingMethod
+from medrobust.runtime import eval_mode, model_device
 from medrobust.tasks.base import Task
 from medrobust.training.checkpoint import (
     CHECKPOINT,
@@ -86,17 +87,13 @@ def predict(
     Shape:
         Returns ``outputs (N, K)`` and ``targets (N, ...)`` on the CPU.
     """
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        outs, ys = [], []
+    device = device or model_device(model)
+    outs, ys = [], []
+    with eval_mode(model):
         for b in batches(dataset, batch_size, None):
             outs.append(model(b.x.to(device)).float().cpu())
             ys.append(b.target)
-        return torch.cat(outs), torch.cat(ys)
-    finally:
-        model.train(was_training)
+    return torch.cat(outs), torch.cat(ys)
 
 
 def fit(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from medrobust.attacks.ascent import Iterate, Objective, Observer, ProjectedStep, gradient_ascent
 from medrobust.attacks.base import (
     ATTACKS,
     LOSSES,
@@ -21,7 +22,7 @@ from medrobust.attacks.base import (
     success,
 )
 from medrobust.errors import ConfigError
-from medrobust.geometry import Norm, check_norm, direction, per_sample_eps, project, random_start, view
+from medrobust.geometry import Norm, check_norm, per_sample_eps, random_start
 from medrobust.runtime import model_mode
 from medrobust.tasks.base import Task
 
@@ -71,13 +72,57 @@ class FGSM:
         check_batch(x, y, task, generator)
         e = per_sample_eps(eps, x)
         x = x.detach()
-        start = random_start(x, e, self.norm, generator) if self.random_start else x
+        seen: list[Iterate] = []
         with model_mode(model, self.train_mode):
-            with torch.enable_grad():
-                xr = start.clone().requires_grad_(True)
-                obj = objective(task, model(xr), y, self.loss, self.targeted)
-                (grad,) = torch.autograd.grad(obj.sum(), xr)
-            x_adv = project(start + view(e * self.rel_step, x) * direction(grad, self.norm), x, e, self.norm)
-            with torch.no_grad():
-                out = model(x_adv)
+            x_adv = fgsm_point(
+                model,
+                x,
+                y,
+                e,
+                self.norm,
+                self.rel_step,
+                task=task,
+                random=self.random_start,
+                generator=generator,
+                objective=lambda o, t: objective(task, o, t, self.loss, self.targeted),
+                observe=seen.append,
+            )
+        out = seen[-1].output
         return AttackResult(x_adv, success(task, out, y, self.targeted), out, 1)
+
+
+def fgsm_point(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    eps: Tensor,
+    norm: Norm,
+    rel_step: float,
+    *,
+    task: Task,
+    random: bool = False,
+    generator: torch.Generator | None = None,
+    objective: Objective | None = None,
+    observe: Observer | None = None,
+) -> Tensor:
+    """One projected gradient step of ``rel_step·ε`` from ``x`` (or a uniform point of the ball, ``random``).
+
+    The model runs in its current mode. With an ``observe``-r the step's result is forwarded and shown to it (the
+    :class:`FGSM` attack); without one no forward is spent on it (fast adversarial training). ``objective``
+    defaults to ``task.loss``.
+
+    Shape:
+        - x: ``(N, *)``; eps: ``(N,)``; returns ``(N, *)``.
+    """
+    start = random_start(x, eps, norm, generator) if random else x
+    run = gradient_ascent(
+        model,
+        start,
+        y,
+        objective or task.loss,
+        ProjectedStep.around(x, eps, eps * rel_step, norm, cache_box=False),
+        steps=1,
+        observe=observe,
+        score_final=observe is not None,
+    )
+    return run.x

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from medrobust.attacks.ascent import Iterate, ProjectedStep, gradient_ascent
 from medrobust.attacks.base import (
     ATTACKS,
     LOSSES,
@@ -22,7 +23,7 @@ from medrobust.attacks.base import (
     success,
 )
 from medrobust.errors import ConfigError
-from medrobust.geometry import Norm, box, check_norm, direction, per_sample_eps, project, random_start, view
+from medrobust.geometry import Norm, check_norm, per_sample_eps, random_start
 from medrobust.runtime import model_mode
 from medrobust.tasks.base import Task
 
@@ -128,36 +129,49 @@ class PGD:
     ) -> tuple[WorstCase, int]:
         """One PGD run; returns the per-sample worst iterates and the number of gradient steps taken."""
         size = eps * (self.rel_step / self.steps) if self.step_size is None else torch.full_like(eps, self.step_size)
-        step = view(size, x)
-        lo, hi = box(x, eps) if self.norm == "linf" else (x, x)
-        x_adv = random_start(x, eps, self.norm, generator) if self.random_start else x
-        ids: Tensor | None = None
-        best: WorstCase | None = None
-        for t in range(self.steps + 1):
-            final = t == self.steps
-            xr = x_adv.detach().requires_grad_(not final)
-            with torch.set_grad_enabled(not final):
-                out = model(xr)
-                obj = objective(task, out, y, loss, self.targeted)
-            fooled = success(task, out.detach(), y, self.targeted)
-            score = obj.detach() if score_loss == loss else objective(task, out.detach(), y, score_loss, self.targeted)
-            if best is None:
-                best = WorstCase(x_adv.detach().clone(), out.detach(), fooled, score)
-            else:
-                best.update(ids, xr.detach(), out.detach(), fooled, score)
-            if final:
-                break
-            (grad,) = torch.autograd.grad(obj.sum(), xr)
-            if self.early_stop and bool(fooled.any()):
-                keep = ~fooled
-                if not bool(keep.any()):
-                    break
-                ids = keep.nonzero().squeeze(1) if ids is None else ids[keep]
-                x, y, eps, step, lo, hi, grad, xr = (t_[keep] for t_ in (x, y, eps, step, lo, hi, grad, xr))
-            bounds = (lo, hi) if self.norm == "linf" else None
-            x_adv = project(xr.detach() + step * direction(grad, self.norm), x, eps, self.norm, bounds)
-        assert best is not None
-        return best, t
+        start = random_start(x, eps, self.norm, generator) if self.random_start else x
+        keeper = KeepWorst(task, loss, score_loss, self.targeted, self.early_stop)
+        run = gradient_ascent(
+            model,
+            start,
+            y,
+            lambda out, target: objective(task, out, target, loss, self.targeted),
+            ProjectedStep.around(x, eps, size, self.norm),
+            steps=self.steps,
+            observe=keeper,
+        )
+        return keeper.worst(), run.steps
+
+
+@dataclass
+class KeepWorst:
+    """Observer keeping each sample's worst iterate (:class:`WorstCase`); with ``early_stop`` it stops fooled ones.
+
+    The score is the attack objective, or ``score_loss``'s objective when the two differ.
+    """
+
+    task: Task
+    loss: str
+    score_loss: str
+    targeted: bool
+    early_stop: bool
+    best: WorstCase | None = None
+
+    def __call__(self, it: Iterate) -> Tensor | None:
+        """Merge ``it`` into the worst case; return the fooled mask to stop when early stopping."""
+        fooled = success(self.task, it.output, it.target, self.targeted)
+        same = self.score_loss == self.loss
+        score = it.value if same else objective(self.task, it.output, it.target, self.score_loss, self.targeted)
+        if self.best is None:
+            self.best = WorstCase(it.x.clone(), it.output, fooled, score)
+        else:
+            self.best.update(it.rows, it.x, it.output, fooled, score)
+        return fooled if self.early_stop else None
+
+    def worst(self) -> WorstCase:
+        """The worst case found (the start at least)."""
+        assert self.best is not None, "gradient_ascent scores the start before anything else"
+        return self.best
 
 
 @ATTACKS.register("ifgsm", help="I-FGSM (Kurakin et al. 2017): PGD without random start, 10 steps of eps/4")

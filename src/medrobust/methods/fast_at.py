@@ -3,11 +3,10 @@ Revisiting adversarial training", ICLR 2020)."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from medrobust.attacks.base import objective
-from medrobust.geometry import Norm, check_norm, direction, per_sample_eps, project, random_start, view
+from medrobust.attacks.fgsm import fgsm_point
+from medrobust.geometry import Norm, check_norm, per_sample_eps
 from medrobust.methods._common import positive
 from medrobust.methods.base import Batch, StepContext, StepOutput, TrainingMethod
 from medrobust.runtime import model_mode
@@ -45,13 +44,18 @@ class FastAdversarialTraining(TrainingMethod):
         """The detached FGSM example ``(B, *)`` of each sample."""
         x = batch.x.detach()
         eps = per_sample_eps(self.eps, x)
-        start = random_start(x, eps, self.norm, ctx.generator)
-        with model_mode(model, self.train_mode), torch.enable_grad():
-            xr = start.requires_grad_(True)
-            obj = objective(ctx.task, model(xr), batch.target, "ce", False)
-            (grad,) = torch.autograd.grad(obj.sum(), xr)
-        moved = start.detach() + view(eps * self.rel_step, x) * direction(grad, self.norm)
-        return project(moved, x, eps, self.norm).detach()
+        with model_mode(model, self.train_mode):
+            return fgsm_point(
+                model,
+                x,
+                batch.target,
+                eps,
+                self.norm,
+                self.rel_step,
+                task=ctx.task,
+                random=True,
+                generator=ctx.generator,
+            )
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> StepOutput:
         adv = model(self.perturb(model, batch, ctx))

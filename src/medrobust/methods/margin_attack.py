@@ -15,8 +15,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from medrobust.attacks.ascent import Iterate, ProjectedStep, gradient_ascent
 from medrobust.attacks.boundary import REFINES, Refine, bisect_boundary
-from medrobust.geometry import Norm, box, direction, project, random_start, uniform_noise, view
+from medrobust.geometry import Norm, random_start, uniform_noise, view
 from medrobust.tasks.base import Task
 from medrobust.tasks.classification import ClassificationTask
 
@@ -119,32 +120,49 @@ def tracked_pgd(
         - x: ``(N, *)`` in [0, 1]; y: targets of ``task``; eps, step_size: ``(N,)``.
     """
     x = x.detach()
-    bounds = box(x, eps) if norm == "linf" else None
-    step = view(step_size, x)
-    x_adv = start_point(x, eps, norm, start, generator)
-    last_correct, first_wrong = x.clone(), x.clone()
-    flips = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-    ok = torch.ones_like(flips, dtype=torch.bool)
-    g_last = g_first = g = torch.zeros(x.shape[0], device=x.device)
-    with torch.enable_grad():
-        for t in range(steps + 1):
-            final = t == steps
-            xr = x_adv.detach().requires_grad_(not final)
-            with torch.set_grad_enabled(not final):
-                out = model(xr)
-            ok = task.correct(out.detach(), y)
-            g = task.margin(out.detach(), y).float() if track_margins else g
-            before = flips == 0
-            last_correct = torch.where(view(before & ok, x), xr.detach(), last_correct)
-            first_wrong = torch.where(view(before & ~ok, x), xr.detach(), first_wrong)
-            g_last, g_first = torch.where(before & ok, g, g_last), torch.where(before & ~ok, g, g_first)
-            flips += (~ok).long()
-            if final:
-                break
-            (grad,) = torch.autograd.grad(attack_objective(task, out, y, loss).sum(), xr)
-            x_adv = project(xr.detach() + step * direction(grad, norm), x, eps, norm, bounds)
-    margins = (g_last, g_first, g) if track_margins else None
-    return Tracked(x_adv.detach(), last_correct, first_wrong, flips, ok, margins)
+    tracker = FlipTracker(task, x, track_margins)
+    run = gradient_ascent(
+        model,
+        start_point(x, eps, norm, start, generator),
+        y,
+        lambda out, target: attack_objective(task, out, target, loss),
+        ProjectedStep.around(x, eps, step_size, norm),
+        steps=steps,
+        observe=tracker,
+    )
+    return tracker.tracked(run.x)
+
+
+class FlipTracker:
+    """Observer of :func:`tracked_pgd`: per sample, the iterates around the first flip and the flip count.
+
+    Shape:
+        - x: ``(N, *)``, the clean batch (the iterates start from it for the bookkeeping).
+    """
+
+    def __init__(self, task: Task, x: Tensor, track_margins: bool) -> None:
+        self.task, self.track_margins = task, track_margins
+        self.last_correct, self.first_wrong = x.clone(), x.clone()
+        self.flips = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        self.ok = torch.ones_like(self.flips, dtype=torch.bool)
+        self.g_last = self.g_first = self.g = torch.zeros(x.shape[0], device=x.device)
+
+    def __call__(self, it: Iterate) -> None:
+        """Record iterate ``it`` (all samples run every iterate: no early stop)."""
+        self.ok = ok = self.task.correct(it.output, it.target)
+        if self.track_margins:
+            self.g = self.task.margin(it.output, it.target).float()
+        before = self.flips == 0
+        self.last_correct = torch.where(view(before & ok, it.x), it.x, self.last_correct)
+        self.first_wrong = torch.where(view(before & ~ok, it.x), it.x, self.first_wrong)
+        self.g_last = torch.where(before & ok, self.g, self.g_last)
+        self.g_first = torch.where(before & ~ok, self.g, self.g_first)
+        self.flips += (~ok).long()
+
+    def tracked(self, final: Tensor) -> Tracked:
+        """The record, with ``final`` the last iterate."""
+        margins = (self.g_last, self.g_first, self.g) if self.track_margins else None
+        return Tracked(final, self.last_correct, self.first_wrong, self.flips, self.ok, margins)
 
 
 def adversarial_point(

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medrobust.geometry import Norm, box, check_norm, direction, per_sample_eps, project, view
+from medrobust.attacks.ascent import ProjectedStep, gradient_ascent
+from medrobust.geometry import Norm, check_norm, per_sample_eps, project
 from medrobust.methods._common import positive
 from medrobust.methods.base import Batch, StepContext, StepOutput, TrainingMethod
 from medrobust.runtime import model_mode
@@ -79,20 +80,23 @@ class TRADES(TrainingMethod):
         """The detached KL-maximising point ``(B, *)`` of each sample."""
         x = batch.x.detach()
         eps = per_sample_eps(self.eps, x)
-        bounds = box(x, eps) if self.norm == "linf" else None
-        step = view(eps * (self.rel_step / self.steps), x)
+        rule = ProjectedStep.around(x, eps, eps * (self.rel_step / self.steps), self.norm)
         noise = torch.randn(x.shape, generator=ctx.generator, device=x.device, dtype=x.dtype)
-        x_adv = project(x + 0.001 * noise, x, eps, self.norm, bounds)
+        start = project(x + 0.001 * noise, x, eps, self.norm, rule.bounds)
+        task = ctx.task
         with model_mode(model, self.train_mode):
             with torch.no_grad():
-                log_clean = log_distribution(ctx.task, model(x))
-            with torch.enable_grad():
-                for _ in range(self.steps):
-                    xr = x_adv.detach().requires_grad_(True)
-                    kl = kl_divergence(log_clean, log_distribution(ctx.task, model(xr)))
-                    (grad,) = torch.autograd.grad(kl.sum(), xr)
-                    x_adv = project(xr.detach() + step * direction(grad, self.norm), x, eps, self.norm, bounds)
-        return x_adv.detach()
+                log_clean = log_distribution(task, model(x))
+            run = gradient_ascent(
+                model,
+                start,
+                log_clean,
+                lambda out, clean: kl_divergence(clean, log_distribution(task, out)),
+                rule,
+                steps=self.steps,
+                score_final=False,
+            )
+        return run.x
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> StepOutput:
         x_adv = self.perturb(model, batch, ctx)

@@ -11,6 +11,7 @@ from torch import nn
 
 from medrobust.attacks import ATTACKS, AttackResult
 from medrobust.evaluation import build_attack, pgd_sweep
+from medrobust.evaluation.sweep import sweep_generators
 from medrobust.tasks import ClassificationTask
 
 TASK = ClassificationTask(kind="binary", num_classes=2)
@@ -92,3 +93,37 @@ def test_sweep_rejects_bad_eps() -> None:
     model, x, y, _ = linear_problem(n=4)
     with pytest.raises(ValueError, match="increasing"):
         pgd_sweep(model, x, y, task=TASK, attack=build_attack("pgd", norm="linf"), eps_list=[0.1, 0.05])
+
+
+@pytest.mark.parametrize("options", [{"steps": 4}, {"steps": 3, "restarts": 2, "loss": ("ce", "margin")}])
+def test_survivors_get_exactly_the_independent_runs_starts(options: dict[str, Any]) -> None:
+    """On a curved model with few steps (random starts decide), every sample still robust at ε gets the result of
+    the independent run with that ε's generator; the sweep breaks a sample iff that run or a smaller ε did."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 3))
+    x = torch.rand(96, 16, generator=torch.Generator().manual_seed(3))
+    y = model(x).argmax(1).detach()
+    task = ClassificationTask(kind="multiclass", num_classes=3)
+    eps = [0.02, 0.05, 0.08, 0.12]
+    attack = build_attack("pgd", norm="l2", rel_step=2.5, **options)
+    sweep = pgd_sweep(model, x, y, task=task, attack=attack, eps_list=eps, generator=torch.Generator().manual_seed(7))
+    gens = sweep_generators(torch.Generator().manual_seed(7), len(eps))
+    broken_before = torch.zeros(len(x), dtype=torch.bool)
+    partial = 0
+    for e, g, res in zip(eps, gens, sweep):
+        independent = attack(model, x, y, task=task, eps=e, generator=g)
+        assert torch.equal(res.fooled, independent.fooled | broken_before)
+        survivors = ~broken_before
+        assert torch.equal(res.x_adv[survivors], independent.x_adv[survivors])
+        partial += int(0 < int(independent.fooled.sum()) < len(x))
+        broken_before = res.fooled
+    assert partial >= 2  # the test is not trivial: some samples survive, some break
+
+
+def test_sweep_generators_are_reproducible_and_distinct() -> None:
+    a = sweep_generators(torch.Generator().manual_seed(0), 3)
+    b = sweep_generators(torch.Generator().manual_seed(0), 3)
+    draws = [torch.rand(4, generator=g) for g in a]  # type: ignore[arg-type]
+    assert all(torch.equal(d, torch.rand(4, generator=g)) for d, g in zip(draws, b))  # type: ignore[arg-type]
+    assert not torch.equal(draws[0], draws[1])
+    assert sweep_generators(None, 2) == [None, None]

@@ -98,20 +98,27 @@ class PGD:
         task: Task,
         eps: float | Tensor,
         generator: torch.Generator | None = None,
+        rows: Tensor | None = None,
     ) -> AttackResult:
-        """Attack ``model`` at ``(x, y)`` with radius ``eps``; see the class docstring."""
+        """Attack ``model`` at ``(x, y)`` with radius ``eps``; see the class docstring.
+
+        ``rows`` ``(M,)`` attacks only those rows of the batch and returns ``M`` results. Every random start is drawn
+        for the whole batch and then indexed, so what happens to a row does not depend on which other rows are
+        attacked: an ε sweep that skips broken samples gets exactly the starts of an independent run.
+        """
         check_batch(x, y, task, generator)
         e = per_sample_eps(eps, x)
         x = x.detach()
+        rows = torch.arange(x.shape[0], device=x.device) if rows is None else rows
         score_loss = self.losses[0] if len(self.losses) == 1 else "margin"
         runs = [name for name in self.losses for _ in range(self.restarts)]
         with model_mode(model, self.train_mode), torch.enable_grad():
-            best, steps_run = self._run(model, x, y, e, task, runs[0], score_loss, generator)
+            best, steps_run = self._run(model, x, y, e, rows, task, runs[0], score_loss, generator)
             for name in runs[1:]:
                 todo = (~best.fooled).nonzero().squeeze(1)
                 if todo.numel() == 0:
                     break
-                run, n = self._run(model, x[todo], y[todo], e[todo], task, name, score_loss, generator)
+                run, n = self._run(model, x, y, e, rows[todo], task, name, score_loss, generator)
                 best.update(todo, run.x, run.out, run.fooled, run.score)
                 steps_run += n
         return best.result(steps_run)
@@ -122,14 +129,16 @@ class PGD:
         x: Tensor,
         y: Tensor,
         eps: Tensor,
+        rows: Tensor,
         task: Task,
         loss: str,
         score_loss: str,
         generator: torch.Generator | None,
     ) -> tuple[WorstCase, int]:
-        """One PGD run; returns the per-sample worst iterates and the number of gradient steps taken."""
+        """One PGD run on ``rows`` of the batch; returns their worst iterates and the gradient steps taken."""
+        start = (random_start(x, eps, self.norm, generator) if self.random_start else x)[rows]
+        x, y, eps = x[rows], y[rows], eps[rows]
         size = eps * (self.rel_step / self.steps) if self.step_size is None else torch.full_like(eps, self.step_size)
-        start = random_start(x, eps, self.norm, generator) if self.random_start else x
         keeper = KeepWorst(task, loss, score_loss, self.targeted, self.early_stop)
         run = gradient_ascent(
             model,

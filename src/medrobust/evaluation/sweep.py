@@ -1,8 +1,16 @@
 """Attack sweeps over an increasing ε list, reusing the samples already broken.
 
 A sample broken at ε₁ is also broken at every ε₂ > ε₁: the adversarial point found at ε₁ lies inside the
-larger ball. :func:`pgd_sweep` keeps that point and attacks only the survivors at the next ε, which gives the
-same robust accuracies as independent runs (up to the randomness of random starts) at a fraction of the cost.
+larger ball. :func:`pgd_sweep` keeps that point and attacks only the survivors at the next ε.
+
+What it guarantees (tested in ``tests/test_evaluation_sweep.py``): each ε gets its own generator
+(:func:`sweep_generators`), and attacks that take ``rows`` (:class:`~medrobust.attacks.PGD`) draw their random
+starts for the whole batch, so every sample still robust at ε is attacked exactly as in the independent run
+``attack(model, x, y, eps=ε, generator=sweep_generators(generator, eps_list)[k])``; the sweep reports a sample
+broken at ε when that run breaks it **or** a run at a smaller ε did. Its robust accuracy is therefore never higher
+than the independent run's, equal to it whenever the attack breaks at ε every sample it broke at a smaller ε, and
+non-increasing in ε. With attacks without ``rows`` the survivors' random starts differ from the independent
+run's (same distribution, other draws).
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ def pgd_sweep(
         task: defines the loss and the per-sample correctness.
         attack: an attack callable (build it with early stopping so each sample stops once fooled).
         eps_list: non-negative, strictly increasing ε values.
-        generator: random generator for the attack's random starts.
+        generator: parent of the per-ε generators (:func:`sweep_generators`) of the attack's random starts.
 
     Returns:
         One :class:`AttackResult` per ε, in order. ``fooled`` and ``x_adv`` of a sample broken at a smaller ε
@@ -63,15 +71,20 @@ def pgd_sweep(
         raise ValueError(f"eps_list must be non-negative and increasing, got {eps}")
     if len(x) == 0:
         raise ValueError("pgd_sweep needs at least one sample")
+    gens = sweep_generators(generator, len(eps), x.device)
+    by_rows = "rows" in inspect.signature(attack).parameters
     x_adv = x.detach().clone()
     fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     output: Tensor | None = None
     results: list[AttackResult] = []
-    for e in eps:
+    for e, gen in zip(eps, gens):
         todo = (~fooled).nonzero().squeeze(1)
         steps = 0
         if todo.numel() > 0:
-            r = attack(model, x[todo], y[todo], task=task, eps=e, generator=generator)
+            if by_rows:
+                r = attack(model, x, y, task=task, eps=e, generator=gen, rows=todo)
+            else:
+                r = attack(model, x[todo], y[todo], task=task, eps=e, generator=gen)
             if output is None:
                 output = torch.empty((len(x), *r.output.shape[1:]), dtype=r.output.dtype, device=x.device)
             x_adv[todo] = r.x_adv.detach()
@@ -81,3 +94,21 @@ def pgd_sweep(
         assert output is not None  # set at the first ε, where no sample is fooled yet
         results.append(AttackResult(x_adv=x_adv.clone(), fooled=fooled.clone(), output=output.clone(), steps_run=steps))
     return results
+
+
+def sweep_generators(
+    generator: torch.Generator | None, count: int, device: torch.device | str = "cpu"
+) -> list[torch.Generator | None]:
+    """One generator per ε, seeded from ``count`` draws of ``generator`` (``None`` stays ``None``: global RNG).
+
+    Examples:
+        >>> import torch
+        >>> a = sweep_generators(torch.Generator().manual_seed(0), 2)
+        >>> b = sweep_generators(torch.Generator().manual_seed(0), 2)
+        >>> [torch.equal(torch.rand(2, generator=g), torch.rand(2, generator=h)) for g, h in zip(a, b)]
+        [True, True]
+    """
+    if generator is None:
+        return [None] * count
+    seeds = torch.randint(0, 2**62, (count,), generator=generator, device=generator.device).tolist()
+    return [torch.Generator(device=device).manual_seed(s) for s in seeds]

@@ -10,15 +10,17 @@ import pytest
 import torch
 from torch import nn
 
+from medrobust.config import ExperimentConfig
 from medrobust.data.base import ArrayDataset, DatasetInfo
 from medrobust.errors import ConfigError
 from medrobust.methods import METHODS
 from medrobust.methods.adaptive_margin import IMA
-from medrobust.methods.amat import AMAT
+from medrobust.methods.amat import amat
 from medrobust.methods.base import Batch, StepContext
 from medrobust.methods.loss_threshold import LossPredicate
 from medrobust.tasks import LandmarkTask, SegmentationTask
 from medrobust.training import fit
+from medrobust.training.runs import check_names
 
 
 def two_pixel_data() -> ArrayDataset:
@@ -40,8 +42,10 @@ def threshold_model() -> nn.Module:
 
 def test_amat_is_ima_configured() -> None:
     m = METHODS.create("amat")
-    assert isinstance(m, IMA) and isinstance(m, AMAT)
-    assert (m.stop, m.adv_mean, m.e_max) == ("final", "adversarial", float("inf"))
+    assert type(m) is IMA and m.name == "amat"
+    assert (m.search.stop, m.adv_mean, m.schedule.e_max) == ("final", "adversarial", float("inf"))
+    with pytest.raises(ConfigError, match="alpah"):
+        check_names(ExperimentConfig.from_dict({"method": {"name": "amat", "options": {"alpah": 5}}}))
     with pytest.raises(ConfigError, match="predicate"):
         METHODS.create("amat", predicate="dice")
 
@@ -51,7 +55,7 @@ def test_amat_margins_expand_only_while_the_predicate_holds(only_grow: bool) -> 
     # Dice ≥ 0.9 breaks once the background pixel exceeds 0.5 (L2 distance 0.3) or the lesion pixel drops to
     # 0.5 (0.4): PGD at radius 0.25 cannot break it, at 0.5 it always does (any ascent direction of the loss).
     data, model = two_pixel_data(), threshold_model()
-    method = AMAT(delta=0.25, tau=0.9, steps=10, only_grow=only_grow)
+    method = amat(delta=0.25, tau=0.9, steps=10, only_grow=only_grow)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # the model stays fixed
     margins = []
     fit(model, method, data, None, task=data.task(), optimizer=opt, epochs=4, batch_size=2, progress=False,
@@ -69,28 +73,27 @@ def test_amat_adversarial_term_is_the_mean_over_adversarial_samples() -> None:
     task = data.task()
     x, y, idx = data.batch(torch.arange(2))
     losses = {}
-    for cls in (AMAT, IMA):
-        method = cls(delta=0.6, tau=0.9, steps=10, beta=1.0) if cls is AMAT else IMA(delta=0.6, beta=1.0, stop="final")
-        if cls is IMA:
+    for method in (amat(delta=0.6, tau=0.9, steps=10, beta=1.0), IMA.from_options(delta=0.6, beta=1.0, stop="final")):
+        if method.name == "ima":
             method.tau = 0.9  # same predicate, IMA's /B averaging
         method.setup(model, 2, task)
         ctx = StepContext(task, 1, 0, torch.Generator().manual_seed(0), torch.device("cpu"))
-        losses[cls.name] = float(method.training_step(model, Batch(x, y, idx), ctx).loss.detach())
+        losses[method.name] = float(method.training_step(model, Batch(x, y, idx), ctx).loss.detach())
     # only sample 0 is clean-correct and flipped: AMAT averages over 1 sample, IMA over the batch of 2
     assert losses["amat"] == pytest.approx(2 * losses["ima"], rel=1e-4)
 
 
 def test_amat_task_and_loss_predicates() -> None:
     task = SegmentationTask(tau=0.5)
-    m = AMAT(tau=0.8)
+    m = amat(tau=0.8)
     m.setup(threshold_model(), 2, task)
     assert m.task == SegmentationTask(tau=0.8)
-    m = AMAT(predicate="loss", tau=0.3)
+    m = amat(predicate="loss", tau=0.3)
     m.setup(threshold_model(), 2, task)
     assert m.task == LossPredicate(task, 0.3)
     with pytest.raises(ConfigError, match="clean_run"):
-        AMAT(predicate="loss").setup(threshold_model(), 2, task)
-    landmark = AMAT(tau=3.0, only_grow=True)
+        amat(predicate="loss").setup(threshold_model(), 2, task)
+    landmark = amat(tau=3.0, only_grow=True)
     landmark.setup(threshold_model(), 2, LandmarkTask())
     assert landmark.task == LandmarkTask(tau=3.0)
 
@@ -98,7 +101,7 @@ def test_amat_task_and_loss_predicates() -> None:
 def test_amat_derives_the_loss_threshold_from_a_clean_run(tmp_path: Path) -> None:
     from medrobust.config import ExperimentConfig
     from medrobust.methods.loss_threshold import loss_threshold, per_sample_losses
-    from medrobust.training.runs import train_run
+    from medrobust.training.runs import method_options, train_run
 
     cfg = ExperimentConfig.from_dict({
         "data": {"name": "phantom-ct-seg", "options": {"size": 28, "n": 6, "progress": False}},
@@ -108,6 +111,16 @@ def test_amat_derives_the_loss_threshold_from_a_clean_run(tmp_path: Path) -> Non
     run, _ = train_run(cfg, tmp_path / "clean")
     train = run.dataset("train")
     want = loss_threshold(per_sample_losses(run.model, train, run.task).numpy(), z=2.0)
-    m = AMAT(predicate="loss", clean_run=str(tmp_path / "clean"), z=2.0)
+    amat_cfg = ExperimentConfig.from_dict({**cfg.to_dict(), "method": {
+        "name": "amat", "options": {"predicate": "loss", "clean_run": str(tmp_path / "clean"), "z": 2.0}}})  # fmt: skip
+    options = method_options(amat_cfg)
+    assert options["tau"] == pytest.approx(want) and "clean_run" not in options and "z" not in options
+    m = amat(**options)
     m.setup(threshold_model(), len(train), run.task)
     assert isinstance(m.task, LossPredicate) and m.task.tau == pytest.approx(want)
+    with pytest.raises(ConfigError, match="not both"):
+        method_options(ExperimentConfig.from_dict({**amat_cfg.to_dict(), "method": {
+            "name": "amat", "options": {"tau": 0.1, "clean_run": str(tmp_path / "clean")}}}))  # fmt: skip
+    with pytest.raises(ConfigError, match="z needs clean_run"):
+        method_options(ExperimentConfig.from_dict({**amat_cfg.to_dict(), "method": {
+            "name": "amat", "options": {"tau": 0.1, "z": 2}}}))  # fmt: skip

@@ -107,7 +107,7 @@ def test_tracked_pgd_records_iterates_around_the_first_flip() -> None:
 
 def test_training_step_loss_weighting_and_margin_bookkeeping() -> None:
     model = Threshold()
-    ima = IMA(delta=0.1, e_max=0.35, beta=0.5)
+    ima = IMA.from_options(delta=0.1, e_max=0.35, beta=0.5)
     ima.setup(model, 6, BINARY)
     assert ima.margins is not None
     ima.margins.E = torch.tensor([0.2, 0.1, 0.25, 0.3, 0.25, 0.3])
@@ -134,7 +134,7 @@ def test_illinois_refinement_finds_the_bisection_boundary_with_fewer_forwards() 
     for refine in calls:
         model = Threshold()
         model.register_forward_hook(lambda *_, r=refine: calls.__setitem__(r, calls[r] + 1))
-        ima = IMA(delta=0.1, e_max=0.35, refine=refine)  # type: ignore[arg-type]
+        ima = IMA.from_options(delta=0.1, e_max=0.35, refine=refine)  # type: ignore[arg-type]
         ima.setup(model, 6, BINARY)
         assert ima.margins is not None
         ima.margins.E = torch.tensor([0.2, 0.1, 0.25, 0.3, 0.25, 0.3])
@@ -156,7 +156,7 @@ def test_loss_grads_do_not_include_the_attack() -> None:
         BINARY.loss(model(x), y).mean().backward()
         opt.step()
     model.zero_grad(set_to_none=True)
-    ima = IMA(delta=2.0, steps=5)
+    ima = IMA.from_options(delta=2.0, steps=5)
     ima.setup(model, 16, BINARY)
     out = ima.training_step(model, Batch(x, y, idx), ctx(seed=7))
     assert all(p.grad is None for p in model.parameters())
@@ -235,10 +235,10 @@ def test_soft_margin_and_accuracy_from_margins() -> None:
 
 def test_bad_options_and_checkpoints_are_clear_errors() -> None:
     with pytest.raises(ConfigError, match="stop"):
-        IMA(stop="boundary")
+        IMA.from_options(stop="boundary")
     with pytest.raises(ConfigError, match="beta"):
-        IMA(beta=1.5)
-    ima = IMA()
+        IMA.from_options(beta=1.5)
+    ima = IMA.from_options()
     ima.setup(Threshold(), 4, BINARY)
     with pytest.raises(DataError, match="same training data"):
         ima.load_state_dict({"margins": torch.zeros(5)})

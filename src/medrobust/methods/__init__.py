@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from medrobust.methods.adaptive_margin import IMA
-from medrobust.methods.amat import AMAT
+from medrobust.methods.adaptive_margin import IMA, BoundarySearch, MarginAttack, MarginSchedule
+from medrobust.methods.amat import amat
 from medrobust.methods.augmix import AugMix
 from medrobust.methods.base import Batch, EpochContext, StepContext, StepOutput, TrainingMethod
 from medrobust.methods.erm import Standard
@@ -26,11 +26,32 @@ METHODS.register("trades", help="TRADES: CE + beta*KL(clean || PGD example) (Zha
 METHODS.register("fast_at", help="fast adversarial training: FGSM from a random start (Wong et al. 2020)")(
     FastAdversarialTraining
 )
-METHODS.register("ima", help="IMA: per-sample increasing-margin adversarial training (Ma & Liang 2023)")(IMA)
-METHODS.register("amat", help="AMAT: IMA with a task/loss-defined margin, for segmentation and landmarks")(AMAT)
+METHODS.register("ima", help="IMA: per-sample increasing-margin adversarial training (Ma & Liang 2023)")(
+    IMA.from_options
+)
+METHODS.register("amat", help="AMAT: IMA with a task/loss-defined margin, for segmentation and landmarks")(amat)
 METHODS.register("augmix", help="AugMix + Jensen-Shannon consistency, lambda 12 (Hendrycks et al. 2020)")(AugMix)
 METHODS.register(
     "robust_augmix", help="RobustAugMix: JS over clean, AugMix and PGD views (Martinez-Martinez & Brown 2022)"
 )(RobustAugMix)
 
-__all__ = ["METHODS", "Batch", "EpochContext", "Standard", "StepContext", "StepOutput", "TrainingMethod"]
+__all__ = [
+    "IMA",
+    "METHODS",
+    "TRADES",
+    "AugMix",
+    "Batch",
+    "BoundarySearch",
+    "EpochContext",
+    "FGSMAugmentation",
+    "FastAdversarialTraining",
+    "MarginAttack",
+    "MarginSchedule",
+    "PGDAdversarialTraining",
+    "RobustAugMix",
+    "Standard",
+    "StepContext",
+    "StepOutput",
+    "TrainingMethod",
+    "amat",
+]

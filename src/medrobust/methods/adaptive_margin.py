@@ -11,6 +11,7 @@ and the adversarial point is a :func:`~medrobust.methods.margin_attack.adversari
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,89 @@ REPORT_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 ADV_MEANS = ("batch", "adversarial")
 
 
+@dataclass(frozen=True)
+class MarginAttack:
+    """The PGD that probes each sample at its own margin ``E[i]``.
+
+    Args:
+        norm: ``"l2"`` (published) or ``"linf"``.
+        alpha: step length ``alpha·E[i]/steps`` (4).
+        steps: PGD steps (20).
+        loss: ``"ce"`` (summed task loss) or ``"margin"`` (soft logit margin, PathMNIST/CIFAR-10).
+        random_start: ``"sphere"`` (published quirk Q1) or ``"ball"``.
+        train_mode: attack and search the boundary with batch norm in train mode (published).
+    """
+
+    norm: Norm = "l2"
+    alpha: float = 4.0
+    steps: int = 20
+    loss: AttackLoss = "ce"
+    random_start: Start = "sphere"
+    train_mode: bool = True
+
+    def __post_init__(self) -> None:
+        check_norm(self.norm)
+        positive("ima", "alpha", self.alpha)
+        positive("ima", "steps", self.steps)
+        choice("ima", "attack_loss", self.loss, ATTACK_LOSSES)
+        choice("ima", "random_start", self.random_start, STARTS)
+
+
+@dataclass(frozen=True)
+class BoundarySearch:
+    """Where a flipped sample trains: the boundary point on a segment, or the final PGD iterate.
+
+    Args:
+        stop: ``"last_correct"`` (published ``stop=3``), ``"midpoint"`` (``stop=1``) or ``"final"`` (no search).
+        bracket: segment, ``"clean"`` (``x`` to the final iterate, published) or ``"iterates"`` (last-correct to
+            first-wrong iterate).
+        refine: ``"bisection"`` (published) or ``"illinois"`` (modified regula falsi on ``task.margin``; 4 steps
+            locate the boundary at least as precisely as 10 halvings, see ``benchmarks/bench_methods.py``).
+        steps: halvings (default 10) or Illinois steps (default 4).
+    """
+
+    stop: Stop = "last_correct"
+    bracket: Bracket = "clean"
+    refine: Refine = "bisection"
+    steps: int | None = None
+
+    def __post_init__(self) -> None:
+        choice("ima", "stop", self.stop, STOPS)
+        choice("ima", "bracket", self.bracket, BRACKETS)
+        choice("ima", "refine", self.refine, REFINES)
+        if self.steps is not None:
+            positive("ima", "refine_steps", self.steps, allow_zero=True)
+
+    @property
+    def n_steps(self) -> int:
+        """The number of search steps (the default of ``refine`` when ``steps`` is None)."""
+        return (10 if self.refine == "bisection" else 4) if self.steps is None else int(self.steps)
+
+
+@dataclass(frozen=True)
+class MarginSchedule:
+    """How margins start, grow and stop.
+
+    Args:
+        delta: expansion step δ and initial margin (PathMNIST 0.03; COVID-CT 2.0).
+        e_max: largest margin (PathMNIST 3.0; COVID-CT 12; ∞ allowed).
+        only_grow: margins never decrease (AMAT, landmarks).
+        stable_epochs: N for the ``margin_stable`` stop signal (0: off).
+    """
+
+    delta: float = 0.03
+    e_max: float = 3.0
+    only_grow: bool = False
+    stable_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        positive("ima", "delta", self.delta)
+        positive("ima", "e_max", self.e_max, allow_inf=True)
+        positive("ima", "margin_stable_epochs", self.stable_epochs, allow_zero=True)
+
+
 class IMA(TrainingMethod):
-    """Increasing-Margin Adversarial training (METHODS §1.5).
+    """Increasing-Margin Adversarial training (METHODS §1.5), and AMAT as a preset of it (:func:`amat`).
 
     Per batch: a clean train-mode forward; PGD on the whole batch with radius ``E[i]``, ``steps`` steps of
     ``alpha·E[i]/steps`` (L2-normalised gradient, sign for L∞), tracking each sample's flips; bisection
@@ -60,7 +142,7 @@ class IMA(TrainingMethod):
     Logs per epoch ``margin_q10/q50/q90/mean``, ``margin_expanded`` (fraction of the samples seen whose margin
     grew; samples held at ``e_max`` do not count), ``margin_refined``, ``margin_acc@ε`` (training accuracy
     estimated from the margins) at ``report_eps`` (default ``e_max·(0, ¼, ½, ¾, 1)``),
-    ``margin_epochs_without_expansion`` and, with ``margin_stable_epochs = N > 0``, ``margin_stable`` (1 once no
+    ``margin_epochs_without_expansion`` and, with ``stable_epochs = N > 0``, ``margin_stable`` (1 once no
     margin grew for N epochs: a stop signal); writes ``margins_epoch{N:03d}.png`` into the run folder.
 
     Deviations from the official code, on purpose: only the clean-correct flipped samples are bisected and
@@ -70,41 +152,58 @@ class IMA(TrainingMethod):
     the bisection segment.
 
     Args:
-        norm: ``"l2"`` (published) or ``"linf"``.
-        delta: margin expansion step δ and initial margin (PathMNIST 0.03; COVID-CT 2.0).
-        e_max: largest margin (PathMNIST 3.0; COVID-CT 12).
-        alpha: PGD step ``alpha·E/steps`` (4).
-        steps: PGD steps (20).
+        attack: the PGD at each sample's margin (:class:`MarginAttack`).
+        search: the boundary search (:class:`BoundarySearch`).
+        schedule: margin start, growth and limits (:class:`MarginSchedule`).
         beta: weight of the adversarial term (0.5).
-        attack_loss: ``"ce"`` (summed task loss) or ``"margin"`` (soft logit margin, PathMNIST/CIFAR-10).
-        stop: ``"last_correct"`` (published ``stop=3``), ``"midpoint"`` (``stop=1``) or ``"final"`` (no bisection).
-        bracket: bisection segment, ``"clean"`` (``x`` to the final iterate, published) or ``"iterates"``
-            (last-correct to first-wrong iterate).
-        refine: boundary search on the segment: ``"bisection"`` (published) or ``"illinois"`` (modified regula
-            falsi on ``task.margin``; 4 steps locate the boundary at least as precisely as 10 halvings and cut the
-            method's cost over SAT roughly in half, see ``benchmarks/bench_methods.py``).
-        refine_steps: bisection halvings (default 10) or Illinois steps (default 4).
-        random_start: ``"sphere"`` (published quirk Q1) or ``"ball"``.
-        train_mode_attack: attack and bisect with batch norm in train mode (published).
-        margin_stable_epochs: N for the ``margin_stable`` signal (0: off).
-        report_eps: ε values of ``margin_acc@ε`` (None: fractions of ``e_max``).
-        predicate: what "correct" means: ``"task"`` (``task.correct``) or ``"loss"`` (per-sample loss ≤ τ,
-            AMAT's loss-defined margin); see :func:`~medrobust.methods.loss_threshold.resolve_predicate`.
-        tau: threshold: replaces the task's (Dice/error) with ``"task"``; the loss threshold with ``"loss"``.
-        clean_run: ``"loss"`` without ``tau``: a standard run whose per-sample training losses give
-            ``τ = Huber mean + z·Huber scale``.
-        z: multiples of the robust scale (AMAT: 1, 2 or 3).
+        predicate: what "correct" means: ``"task"`` (``task.correct``) or ``"loss"`` (per-sample loss ≤ ``tau``,
+            AMAT's loss-defined margin; see :func:`~medrobust.methods.loss_threshold.resolve_predicate`).
+        tau: threshold: replaces the task's (Dice/error) with ``"task"``; the loss threshold with ``"loss"`` (a
+            clean run's losses give it where runs are assembled: ``training.runs``, option ``clean_run``).
         adv_mean: adversarial term ``Σ_A L/B`` (``"batch"``, IMA) or the mean over ``A`` (``"adversarial"``, AMAT).
-        only_grow: margins never decrease (AMAT, landmarks).
+        report_eps: ε values of ``margin_acc@ε`` (None: fractions of ``e_max``).
+        name: the method's name in messages (``"ima"`` or ``"amat"``).
 
     Shape:
         - batch.x: ``(B, C, *spatial)`` in [0, 1]; batch.index: ``(B,)`` indices into the training set.
-    """
 
-    name = "ima"
+    Examples:
+        >>> ima = IMA(schedule=MarginSchedule(delta=0.05, e_max=0.5), attack=MarginAttack(steps=7))
+        >>> ima.attack.alpha, ima.search.n_steps
+        (4.0, 10)
+        >>> IMA.from_options(delta=0.05, e_max=0.5, steps=7).attack == ima.attack
+        True
+    """
 
     def __init__(
         self,
+        attack: MarginAttack = MarginAttack(),
+        search: BoundarySearch = BoundarySearch(),
+        schedule: MarginSchedule = MarginSchedule(),
+        *,
+        beta: float = 0.5,
+        predicate: str = "task",
+        tau: float | None = None,
+        adv_mean: str = "batch",
+        report_eps: list[float] | None = None,
+        name: str = "ima",
+    ) -> None:
+        self.name = name
+        choice(name, "predicate", predicate, PREDICATES)
+        choice(name, "adv_mean", adv_mean, ADV_MEANS)
+        fraction(name, "beta", beta)
+        self.attack, self.search, self.schedule = attack, search, schedule
+        self.beta, self.predicate, self.tau, self.adv_mean = float(beta), predicate, tau, adv_mean
+        e_max = schedule.e_max
+        fractions = [f * e_max for f in REPORT_FRACTIONS] if math.isfinite(e_max) else [0.0]
+        self.report_eps = [float(e) for e in report_eps] if report_eps is not None else fractions
+        self.task: Task | None = None
+        self.margins: Margins | None = None
+        self.epochs_without_expansion = 0
+
+    @classmethod
+    def from_options(
+        cls,
         norm: Norm = "l2",
         delta: float = 0.03,
         e_max: float = 3.0,
@@ -122,45 +221,23 @@ class IMA(TrainingMethod):
         report_eps: list[float] | None = None,
         predicate: str = "task",
         tau: float | None = None,
-        clean_run: str | None = None,
-        z: float = 1.0,
         adv_mean: str = "batch",
         only_grow: bool = False,
-    ) -> None:
-        check_norm(norm)
-        choice(self.name, "predicate", predicate, PREDICATES)
-        choice(self.name, "adv_mean", adv_mean, ADV_MEANS)
-        self.predicate, self.tau, self.clean_run, self.z = predicate, tau, clean_run, float(z)
-        self.adv_mean, self.only_grow = adv_mean, bool(only_grow)
-        self.task: Task | None = None
-        for option, value in (("delta", delta), ("alpha", alpha), ("steps", steps)):
-            positive(self.name, option, value)
-        positive(self.name, "e_max", e_max, allow_inf=True)
-        choice(self.name, "refine", refine, REFINES)
-        refine_steps = (10 if refine == "bisection" else 4) if refine_steps is None else refine_steps
-        positive(self.name, "refine_steps", refine_steps, allow_zero=True)
-        positive(self.name, "margin_stable_epochs", margin_stable_epochs, allow_zero=True)
-        fraction(self.name, "beta", beta)
-        choice(self.name, "attack_loss", attack_loss, ATTACK_LOSSES)
-        choice(self.name, "stop", stop, STOPS)
-        choice(self.name, "bracket", bracket, BRACKETS)
-        choice(self.name, "random_start", random_start, STARTS)
-        self.norm, self.delta, self.e_max = norm, float(delta), float(e_max)
-        self.alpha, self.steps, self.beta = float(alpha), int(steps), float(beta)
-        self.attack_loss, self.stop, self.bracket = attack_loss, stop, bracket
-        self.refine, self.refine_steps = refine, int(refine_steps)
-        self.random_start, self.train_mode_attack = random_start, train_mode_attack
-        self.margin_stable_epochs = int(margin_stable_epochs)
-        fractions = [f * self.e_max for f in REPORT_FRACTIONS] if math.isfinite(self.e_max) else [0.0]
-        self.report_eps = [float(e) for e in report_eps] if report_eps is not None else fractions
-        self.margins: Margins | None = None
-        self.epochs_without_expansion = 0
+        name: str = "ima",
+    ) -> IMA:
+        """IMA from flat options (a config file's ``method.options``); defaults are the published ones."""
+        return cls(
+            MarginAttack(norm, alpha, steps, attack_loss, random_start, train_mode_attack),
+            BoundarySearch(stop, bracket, refine, refine_steps),
+            MarginSchedule(delta, e_max, only_grow, margin_stable_epochs),
+            beta=beta, predicate=predicate, tau=tau, adv_mean=adv_mean, report_eps=report_eps, name=name,
+        )  # fmt: skip
 
     def setup(self, model: nn.Module, train_size: int, task: Task) -> None:
         device = model_device(model)
-        self.margins = Margins(train_size, self.delta, device)
+        self.margins = Margins(train_size, self.schedule.delta, device)
         self.epochs_without_expansion = 0
-        self.task = resolve_predicate(task, self.predicate, self.tau, self.clean_run, self.z)
+        self.task = resolve_predicate(task, self.predicate, self.tau)
 
     def _state(self) -> Margins:
         if self.margins is None:
@@ -179,20 +256,21 @@ class IMA(TrainingMethod):
         clean_margin: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Adversarial points ``(B, *)`` (detached) and the bool ``(B,)`` flipped mask for radii ``eps`` ``(B,)``."""
-        with model_mode(model, self.train_mode_attack):
+        attack, search = self.attack, self.search
+        with model_mode(model, attack.train_mode):
             tracked = tracked_pgd(
                 model,
                 x,
                 y,
                 task=task,
                 eps=eps,
-                norm=self.norm,
-                steps=self.steps,
-                step_size=eps * (self.alpha / self.steps),
-                loss=self.attack_loss,
-                start=self.random_start,
+                norm=attack.norm,
+                steps=attack.steps,
+                step_size=eps * (attack.alpha / attack.steps),
+                loss=attack.loss,
+                start=attack.random_start,
                 generator=generator,
-                track_margins=self.refine == "illinois" and self.stop != "final",
+                track_margins=search.refine == "illinois" and search.stop != "final",
             )
             flipped = tracked.flips > 0
             x_adv = adversarial_point(
@@ -202,11 +280,11 @@ class IMA(TrainingMethod):
                 tracked,
                 clean_ok & flipped,
                 task=task,
-                stop=self.stop,
-                bracket=self.bracket,
-                steps=self.refine_steps,
-                train_mode=self.train_mode_attack,
-                refine=self.refine,
+                stop=search.stop,
+                bracket=search.bracket,
+                steps=search.n_steps,
+                train_mode=attack.train_mode,
+                refine=search.refine,
                 clean_margin=clean_margin,
             )
         return x_adv.detach(), flipped
@@ -217,7 +295,7 @@ class IMA(TrainingMethod):
         clean = model(x)
         clean_ok = task.correct(clean.detach(), y)
         eps = margins.E[batch.index].to(x.dtype)
-        clean_margin = task.margin(clean.detach(), y).float() if self.refine == "illinois" else None
+        clean_margin = task.margin(clean.detach(), y).float() if self.search.refine == "illinois" else None
         x_adv, flipped = self.perturb(model, x, y, eps, clean_ok, task, ctx.generator, clean_margin)
         use = clean_ok & flipped
         loss = (1 - self.beta) * task.loss(clean, y).mean()
@@ -225,14 +303,15 @@ class IMA(TrainingMethod):
         if ids.numel():
             count = len(x) if self.adv_mean == "batch" else ids.numel()
             loss = loss + self.beta * task.loss(model(x_adv[ids]), y[ids]).sum() / count
-        margins.record(batch.index, clean_ok, flipped, norm_of(x_adv - x.detach(), self.norm))
+        margins.record(batch.index, clean_ok, flipped, norm_of(x_adv - x.detach(), self.attack.norm))
         flip_rate, adv_rate = torch.stack([flipped.float().mean(), use.float().mean()]).tolist()
         return StepOutput(loss, clean.detach(), {"flipped_fraction": flip_rate, "adv_fraction": adv_rate})
 
     def on_epoch_end(self, ctx: EpochContext) -> dict[str, float]:
         margins = self._state()
         seen, ok = margins.seen, margins.clean_ok
-        expanded, refined = margins.update(self.delta, self.e_max, self.only_grow)
+        sched = self.schedule
+        expanded, refined = margins.update(sched.delta, sched.e_max, sched.only_grow)
         n_seen = max(int(seen.sum()), 1)
         self.epochs_without_expansion = 0 if bool(expanded.any()) else self.epochs_without_expansion + 1
         logs = margin_logs(margins.E[seen], ok[seen], self.report_eps)
@@ -241,11 +320,13 @@ class IMA(TrainingMethod):
             margin_refined=int(refined.sum()) / n_seen,
             margin_epochs_without_expansion=float(self.epochs_without_expansion),
         )
-        if self.margin_stable_epochs:
-            logs["margin_stable"] = float(self.epochs_without_expansion >= self.margin_stable_epochs)
+        if sched.stable_epochs:
+            logs["margin_stable"] = float(self.epochs_without_expansion >= sched.stable_epochs)
         if ctx.run_dir is not None:
             path = Path(ctx.run_dir) / f"margins_epoch{ctx.epoch:03d}.png"
-            save_margin_figure(path, margins.E[seen], ok[seen], e_max=self.e_max, epoch=ctx.epoch, norm=self.norm)
+            save_margin_figure(
+                path, margins.E[seen], ok[seen], e_max=sched.e_max, epoch=ctx.epoch, norm=self.attack.norm
+            )
         margins.begin_epoch()
         return logs
 
@@ -256,7 +337,7 @@ class IMA(TrainingMethod):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = torch.as_tensor(state["margins"])
         if self.margins is None:
-            self.margins = Margins(saved.numel(), self.delta)
+            self.margins = Margins(saved.numel(), self.schedule.delta)
         if saved.shape != self.margins.E.shape:
             raise DataError(
                 f"the checkpoint holds margins for {saved.numel()} samples but the training set has "

@@ -1,58 +1,42 @@
-"""AMAT: Adaptive-Margin Adversarial Training (Ma & Liang, arXiv 2206.01736; METHODS §1.6) — the
-:class:`~medrobust.methods.adaptive_margin.IMA` algorithm in AMAT's configuration, not a second implementation."""
+"""AMAT: Adaptive-Margin Adversarial Training (Ma & Liang, arXiv 2206.01736; METHODS §1.6) — a preset of the
+:class:`~medrobust.methods.adaptive_margin.IMA` class, not a second implementation."""
 
 from __future__ import annotations
 
+import inspect
 import math
+from typing import Any
 
-from medrobust.geometry import Norm
 from medrobust.methods.adaptive_margin import IMA
-from medrobust.methods.margin_attack import AttackLoss, Start
+
+AMAT_DEFAULTS: dict[str, Any] = {"delta": 0.1, "e_max": math.inf, "stop": "final", "adv_mean": "adversarial"}
 
 
-class AMAT(IMA):
-    """AMAT: Adaptive-Margin Adversarial Training (Ma & Liang, arXiv 2206.01736; METHODS §1.6).
+def amat(**options: Any) -> IMA:
+    """AMAT: :class:`IMA` with AMAT's defaults; ``options`` as for :meth:`IMA.from_options`.
 
-    The :class:`IMA` algorithm in AMAT's configuration, not a second implementation: the predicate is the
-    task's (Dice ≥ τ for segmentation, error ≤ τ for landmarks) or the loss-defined margin "loss ≤ τ" with ``τ``
-    given or derived from a clean run (``predicate="loss"``); the adversarial point is the final PGD iterate
-    (``stop="final"``, no bisection); the adversarial term is the mean over the adversarial samples; ``e_max``
-    defaults to ∞; ``only_grow=True`` is the landmark setting. Published: L2, α = 4 (landmarks 5), 20 steps;
-    landmarks δ = E_max/10. There is no published δ for segmentation; the default 0.1 is ours.
+    The predicate is the task's (Dice ≥ τ for segmentation, error ≤ τ for landmarks) or the loss-defined margin
+    "loss ≤ τ" (``predicate="loss"``, ``tau`` given, or derived from a clean run where runs are assembled); the
+    adversarial point is the final PGD iterate (``stop="final"``, no bisection); the adversarial term is the mean
+    over the adversarial samples; ``e_max`` defaults to ∞; ``only_grow=True`` is the landmark setting. Published:
+    L2, α = 4 (landmarks 5), 20 steps; landmarks δ = E_max/10. There is no published δ for segmentation; the
+    default 0.1 is ours.
 
-    Args:
-        norm, delta, e_max, alpha, steps, beta, attack_loss, random_start, train_mode_attack,
-            margin_stable_epochs, report_eps: as for :class:`IMA`.
-        predicate, tau, clean_run, z, only_grow: see :class:`IMA`.
-
-    Shape:
-        - batch.x: ``(B, C, *spatial)`` in [0, 1]; batch.index: ``(B,)`` indices into the training set.
+    Examples:
+        >>> m = amat(tau=0.9)
+        >>> m.name, m.search.stop, m.schedule.e_max, m.adv_mean
+        ('amat', 'final', inf, 'adversarial')
     """
+    return IMA.from_options(**{**AMAT_DEFAULTS, **options, "name": "amat"})
 
-    name = "amat"
 
-    def __init__(
-        self,
-        norm: Norm = "l2",
-        delta: float = 0.1,
-        e_max: float = math.inf,
-        alpha: float = 4.0,
-        steps: int = 20,
-        beta: float = 0.5,
-        attack_loss: AttackLoss = "ce",
-        predicate: str = "task",
-        tau: float | None = None,
-        clean_run: str | None = None,
-        z: float = 1.0,
-        only_grow: bool = False,
-        random_start: Start = "sphere",
-        train_mode_attack: bool = True,
-        margin_stable_epochs: int = 0,
-        report_eps: list[float] | None = None,
-    ) -> None:
-        super().__init__(
-            norm=norm, delta=delta, e_max=e_max, alpha=alpha, steps=steps, beta=beta, attack_loss=attack_loss,
-            stop="final", random_start=random_start, train_mode_attack=train_mode_attack,
-            margin_stable_epochs=margin_stable_epochs, report_eps=report_eps, predicate=predicate, tau=tau,
-            clean_run=clean_run, z=z, adv_mean="adversarial", only_grow=only_grow,
-        )  # fmt: skip
+def _amat_signature() -> inspect.Signature:
+    """:meth:`IMA.from_options`'s signature with AMAT's defaults (option checks and ``list methods`` read it)."""
+    sig = inspect.signature(IMA.from_options)
+    params = [
+        p.replace(default=AMAT_DEFAULTS.get(name, p.default)) for name, p in sig.parameters.items() if name != "name"
+    ]
+    return sig.replace(parameters=params)
+
+
+amat.__signature__ = _amat_signature()  # type: ignore[attr-defined]

@@ -145,14 +145,7 @@ class LossPredicate:
 PREDICATES: tuple[str, ...] = ("task", "loss")
 
 
-def resolve_predicate(
-    task: Task,
-    predicate: str,
-    tau: float | None = None,
-    clean_run: str | None = None,
-    z: float = 1.0,
-    c: float = 1.5,
-) -> Task:
+def resolve_predicate(task: Task, predicate: str, tau: float | None = None) -> Task:
     """The task whose ``correct``/``margin`` an adaptive-margin method uses (AMAT's predicate choice).
 
     Args:
@@ -160,11 +153,7 @@ def resolve_predicate(
         predicate: ``"task"`` (``task.correct``: argmax for classification, Dice ≥ τ, error ≤ τ) or ``"loss"``
             (per-sample loss ≤ τ).
         tau: ``"task"``: replaces the task's own threshold (segmentation/landmarks only); ``"loss"``: the loss
-            threshold (None: derive it from ``clean_run``).
-        clean_run: a run folder of a clean (standard) model; its per-sample training losses give
-            ``τ = μ + z·σ`` (:func:`loss_threshold`).
-        z: multiples of the robust scale.
-        c: Huber constant.
+            threshold (:func:`loss_threshold` of a clean model's training losses gives AMAT's).
     """
     if predicate not in PREDICATES:
         raise ConfigError(f"unknown predicate {predicate!r}; use 'task' or 'loss'")
@@ -175,10 +164,5 @@ def resolve_predicate(
             raise ConfigError("tau with predicate='task' needs a segmentation or landmark task; use predicate='loss'")
         return cast(Task, dataclasses.replace(task, tau=float(tau)))
     if tau is None:
-        if clean_run is None:
-            raise ConfigError("predicate='loss' needs tau or clean_run (a standard run whose training losses set tau)")
-        from medrobust.training.runs import load_run  # training imports methods: import on use
-
-        run = load_run(clean_run)
-        tau = loss_threshold(per_sample_losses(run.model, run.dataset("train"), task).numpy(), z=z, c=c)
+        raise ConfigError("predicate='loss' needs tau, or clean_run (a standard run whose training losses set tau)")
     return LossPredicate(task, float(tau))

@@ -20,6 +20,7 @@ from medrobust.config import ExperimentConfig, dump_config, load_config
 from medrobust.data.base import ArrayDataset
 from medrobust.errors import ConfigError, DataError
 from medrobust.methods import METHODS
+from medrobust.methods.loss_threshold import loss_threshold, per_sample_losses
 from medrobust.registry import check_options
 from medrobust.tasks import AnyTask, task_from_dict
 from medrobust.training.checkpoint import CHECKPOINT, atomic_write_text, load_checkpoint
@@ -110,7 +111,7 @@ def train_run(
     model = build_model(config, train.info, task, train)
     if config.train.init:
         model.load_state_dict(load_run(config.train.init).model.state_dict())
-    method = METHODS.create(config.method.name, **config.method.options)
+    method = METHODS.create(config.method.name, **method_options(config))
     optimizer = build_optimizer(model.parameters(), config.optim)
     scheduler = build_scheduler(optimizer, config.optim, config.train.epochs)
     out.mkdir(parents=True, exist_ok=True)
@@ -144,11 +145,35 @@ def train_run(
     return Run(out, config, model, task, history.records), history
 
 
+RUN_OPTIONS = ("clean_run", "z")  # method options resolved here, from other runs, before the method is built
+
+
+def method_options(config: ExperimentConfig) -> dict[str, Any]:
+    """The method's options, with AMAT's ``clean_run`` (and ``z``) turned into the loss threshold ``tau``.
+
+    ``clean_run`` names a standard run; its model's per-sample losses on its training split give
+    ``τ = Huber mean + z·Huber scale`` (:func:`~medrobust.methods.loss_threshold.loss_threshold`).
+    """
+    options = dict(config.method.options)
+    clean_run, z = options.pop("clean_run", None), options.pop("z", None)
+    if clean_run is None:
+        if z is not None:
+            raise ConfigError("method option z needs clean_run (the standard run whose losses set tau)")
+        return options
+    if options.get("tau") is not None:
+        raise ConfigError("give the method either tau or clean_run, not both")
+    run = load_run(clean_run)
+    losses = per_sample_losses(run.model, run.dataset("train"), run.task)
+    options["tau"] = loss_threshold(losses.numpy(), z=1.0 if z is None else float(z))
+    return options
+
+
 def check_names(config: ExperimentConfig) -> None:
     """Fail fast (before any data is loaded) on unknown dataset, model, method or option names."""
     data.DATASETS.get(config.data.name)
     models.MODELS.get(config.model.name)
-    check_options(f"method {config.method.name!r}", METHODS.get(config.method.name).factory, config.method.options)
+    options = {k: v for k, v in config.method.options.items() if k not in RUN_OPTIONS}
+    check_options(f"method {config.method.name!r}", METHODS.get(config.method.name).factory, options)
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise ConfigError(f"epochs and batch_size must be ≥ 1, got {config.train.epochs} and {config.train.batch_size}")
 

@@ -4,6 +4,7 @@ Every attack is a frozen config called as ``attack(model, x, y, task=..., eps=..
 returns an :class:`AttackResult`; ``ATTACKS.create("pgd", norm="l2", steps=100)`` builds one by name.
 """
 
+from medrobust.attacks.apgd import APGD
 from medrobust.attacks.base import ATTACKS, Attack, AttackResult
 from medrobust.attacks.boundary import Boundary, bisect_boundary
 from medrobust.attacks.fgsm import FGSM
@@ -12,6 +13,7 @@ from medrobust.attacks.noise_attack import WhiteNoise
 from medrobust.attacks.pgd import PGD, ifgsm
 
 __all__ = [
+    "APGD",
     "ATTACKS",
     "FGSM",
     "PGD",

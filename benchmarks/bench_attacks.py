@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from medrobust import models
 from medrobust.attacks import PGD
-from medrobust.evaluation.sweep import build_attack, pgd_sweep, sweep_generators
+from medrobust.evaluation.sweep import build_attack, pgd_sweep
+from medrobust.runtime import fork_generators
 from medrobust.tasks import ClassificationTask
 
 TASK = ClassificationTask(kind="binary")
@@ -77,7 +78,7 @@ def sweep_rows(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> list[tuple
     rows = []
     for early in (False, True):
         attack = build_attack("pgd", norm="linf", steps=steps, early_stop=early)
-        gens = sweep_generators(torch.Generator().manual_seed(0), len(EPS))  # the sweep's per-ε starts
+        gens = fork_generators(torch.Generator().manual_seed(0), len(EPS))  # the sweep's per-ε starts
         start = CLOCK()
         acc = [
             1 - float(attack(model, x, y, task=TASK, eps=e, generator=g).fooled.float().mean())

@@ -11,7 +11,7 @@ from torch import nn
 
 from medrobust.attacks import ATTACKS, AttackResult
 from medrobust.evaluation import build_attack, pgd_sweep
-from medrobust.evaluation.sweep import sweep_generators
+from medrobust.runtime import fork_generators
 from medrobust.tasks import ClassificationTask
 
 TASK = ClassificationTask(kind="binary", num_classes=2)
@@ -107,7 +107,7 @@ def test_survivors_get_exactly_the_independent_runs_starts(options: dict[str, An
     eps = [0.02, 0.05, 0.08, 0.12]
     attack = build_attack("pgd", norm="l2", rel_step=2.5, **options)
     sweep = pgd_sweep(model, x, y, task=task, attack=attack, eps_list=eps, generator=torch.Generator().manual_seed(7))
-    gens = sweep_generators(torch.Generator().manual_seed(7), len(eps))
+    gens = fork_generators(torch.Generator().manual_seed(7), len(eps))
     broken_before = torch.zeros(len(x), dtype=torch.bool)
     partial = 0
     for e, g, res in zip(eps, gens, sweep):
@@ -120,10 +120,10 @@ def test_survivors_get_exactly_the_independent_runs_starts(options: dict[str, An
     assert partial >= 2  # the test is not trivial: some samples survive, some break
 
 
-def test_sweep_generators_are_reproducible_and_distinct() -> None:
-    a = sweep_generators(torch.Generator().manual_seed(0), 3)
-    b = sweep_generators(torch.Generator().manual_seed(0), 3)
+def test_fork_generators_are_reproducible_and_distinct() -> None:
+    a = fork_generators(torch.Generator().manual_seed(0), 3)
+    b = fork_generators(torch.Generator().manual_seed(0), 3)
     draws = [torch.rand(4, generator=g) for g in a]  # type: ignore[arg-type]
     assert all(torch.equal(d, torch.rand(4, generator=g)) for d, g in zip(draws, b))  # type: ignore[arg-type]
     assert not torch.equal(draws[0], draws[1])
-    assert sweep_generators(None, 2) == [None, None]
+    assert fork_generators(None, 2) == [None, None]

@@ -26,7 +26,7 @@ from contextlib import AbstractContextManager, contextmanager
 import torch
 from torch import nn
 
-__all__ = ["eval_mode", "model_device", "model_mode"]
+__all__ = ["eval_mode", "fork_generators", "model_device", "model_mode"]
 
 
 @contextmanager
@@ -52,3 +52,23 @@ def model_device(model: nn.Module) -> torch.device:
     if first is None:
         first = next(iter(model.buffers()), None)
     return first.device if first is not None else torch.device("cpu")
+
+
+def fork_generators(
+    generator: torch.Generator | None, count: int, device: torch.device | str = "cpu"
+) -> list[torch.Generator | None]:
+    """``count`` independent generators seeded from draws of ``generator`` (``None`` stays ``None``: global RNG).
+
+    An ε sweep gives each ε one, and AutoAttack each member, so a consumer's draws do not depend on how many
+    numbers the others drew.
+
+    Examples:
+        >>> a = fork_generators(torch.Generator().manual_seed(0), 2)
+        >>> b = fork_generators(torch.Generator().manual_seed(0), 2)
+        >>> [torch.equal(torch.rand(2, generator=g), torch.rand(2, generator=h)) for g, h in zip(a, b)]
+        [True, True]
+    """
+    if generator is None:
+        return [None] * count
+    seeds = torch.randint(0, 2**62, (count,), generator=generator, device=generator.device).tolist()
+    return [torch.Generator(device=device).manual_seed(s) for s in seeds]

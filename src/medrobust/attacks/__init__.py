@@ -5,12 +5,14 @@ returns an :class:`AttackResult`; ``ATTACKS.create("pgd", norm="l2", steps=100)`
 """
 
 from medrobust.attacks.apgd import APGD
+from medrobust.attacks.autoattack import AutoAttack
 from medrobust.attacks.base import ATTACKS, Attack, AttackResult
 from medrobust.attacks.boundary import Boundary, bisect_boundary
 from medrobust.attacks.fgsm import FGSM
 from medrobust.attacks.margin import estimate_margins
 from medrobust.attacks.noise_attack import WhiteNoise
 from medrobust.attacks.pgd import PGD, ifgsm
+from medrobust.attacks.square import Square
 
 __all__ = [
     "APGD",
@@ -19,7 +21,9 @@ __all__ = [
     "PGD",
     "Attack",
     "AttackResult",
+    "AutoAttack",
     "Boundary",
+    "Square",
     "WhiteNoise",
     "bisect_boundary",
     "estimate_margins",

@@ -8,8 +8,8 @@ touched) and restore every module's train/eval flag, also on exceptions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +33,8 @@ class AttackResult:
             i.e. the model predicts the target).
         output: model output at ``x_adv`` (detached), so callers need no extra forward pass.
         steps_run: gradient steps (or noise draws) actually run, summed over restarts and losses.
+        details: attack-specific extras (AutoAttack: ``broken_by`` ``(N,)``, the index of the member that broke
+            each point or −1, and ``members``, their names).
 
     Shape:
         - x_adv: ``(N, *)`` like ``x``.
@@ -44,6 +46,7 @@ class AttackResult:
     fooled: Tensor
     output: Tensor
     steps_run: int
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class Attack(Protocol):

@@ -4,12 +4,12 @@ A sample broken at ε₁ is also broken at every ε₂ > ε₁: the adversarial 
 larger ball. :func:`pgd_sweep` keeps that point and attacks only the survivors at the next ε.
 
 What it guarantees (tested in ``tests/test_evaluation_sweep.py``): each ε gets its own generator
-(:func:`sweep_generators`), and attacks that take ``rows`` (:class:`~medrobust.attacks.PGD`) draw their random
-starts for the whole batch, so every sample still robust at ε is attacked exactly as in the independent run
-``attack(model, x, y, eps=ε, generator=sweep_generators(generator, eps_list)[k])``; the sweep reports a sample
-broken at ε when that run breaks it **or** a run at a smaller ε did. Its robust accuracy is therefore never higher
-than the independent run's, equal to it whenever the attack breaks at ε every sample it broke at a smaller ε, and
-non-increasing in ε. With attacks without ``rows`` the survivors' random starts differ from the independent
+(:func:`~medrobust.runtime.fork_generators`), and attacks that take ``rows`` (PGD, APGD, Square, AutoAttack) draw
+their random starts for the whole batch, so every sample still robust at ε is attacked exactly as in the independent
+run ``attack(model, x, y, eps=ε, generator=fork_generators(generator, len(eps_list))[k])``. The sweep reports a
+sample broken at ε when that run breaks it **or** a run at a smaller ε did. Its robust accuracy is therefore never
+higher than the independent run's, equal to it whenever the attack breaks at ε every sample it broke at a smaller ε,
+and non-increasing in ε. With attacks without ``rows`` the survivors' random starts differ from the independent
 run's (same distribution, other draws).
 """
 
@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from medrobust.attacks import ATTACKS, AttackResult
+from medrobust.runtime import fork_generators
 from medrobust.tasks.base import Task
 
 Attack = Callable[..., AttackResult]
@@ -56,7 +57,7 @@ def pgd_sweep(
         task: defines the loss and the per-sample correctness.
         attack: an attack callable (build it with early stopping so each sample stops once fooled).
         eps_list: non-negative, strictly increasing ε values.
-        generator: parent of the per-ε generators (:func:`sweep_generators`) of the attack's random starts.
+        generator: parent of the per-ε generators (:func:`~medrobust.runtime.fork_generators`).
 
     Returns:
         One :class:`AttackResult` per ε, in order. ``fooled`` and ``x_adv`` of a sample broken at a smaller ε
@@ -71,7 +72,7 @@ def pgd_sweep(
         raise ValueError(f"eps_list must be non-negative and increasing, got {eps}")
     if len(x) == 0:
         raise ValueError("pgd_sweep needs at least one sample")
-    gens = sweep_generators(generator, len(eps), x.device)
+    gens = fork_generators(generator, len(eps), x.device)
     by_rows = "rows" in inspect.signature(attack).parameters
     x_adv = x.detach().clone()
     fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
@@ -94,21 +95,3 @@ def pgd_sweep(
         assert output is not None  # set at the first ε, where no sample is fooled yet
         results.append(AttackResult(x_adv=x_adv.clone(), fooled=fooled.clone(), output=output.clone(), steps_run=steps))
     return results
-
-
-def sweep_generators(
-    generator: torch.Generator | None, count: int, device: torch.device | str = "cpu"
-) -> list[torch.Generator | None]:
-    """One generator per ε, seeded from ``count`` draws of ``generator`` (``None`` stays ``None``: global RNG).
-
-    Examples:
-        >>> import torch
-        >>> a = sweep_generators(torch.Generator().manual_seed(0), 2)
-        >>> b = sweep_generators(torch.Generator().manual_seed(0), 2)
-        >>> [torch.equal(torch.rand(2, generator=g), torch.rand(2, generator=h)) for g, h in zip(a, b)]
-        [True, True]
-    """
-    if generator is None:
-        return [None] * count
-    seeds = torch.randint(0, 2**62, (count,), generator=generator, device=generator.device).tolist()
-    return [torch.Generator(device=device).manual_seed(s) for s in seeds]

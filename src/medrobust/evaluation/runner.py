@@ -118,19 +118,10 @@ def _run_grid(
 ) -> _GridOutput:  # fmt: skip
     res = _GridOutput()
     for i, spec in enumerate(grid):
-        gen = _generator(seed, i, dev)
+        outputs = spec_outputs(model, task, spec, batches, dev, _generator(seed, i, dev), bar, reuse=not task.dense)
         if spec.kind == "clean":
-            outputs = [torch.cat([_forward(model, x) for x, _ in _tick(batches, bar, dev)])]
             probs = _probabilities(task, outputs[0]) if task.calibrated else None  # none for per-pixel outputs
             res.clean_outputs, res.clean_probs = outputs[0], probs
-        elif spec.kind == "attack":
-            outputs = _attack_outputs(model, task, spec, _tick(batches, bar, dev), gen)
-        else:
-            corruption = CORRUPTIONS.create(spec.name, **spec.options)
-            outputs = [
-                torch.cat([_forward(model, corruption(x, v, generator=gen)) for x, _ in _tick(batches, bar, dev)])
-                for v in spec.levels
-            ]
         for level, out in zip(spec.levels, outputs):
             res.rows += metric_rows(task, spec, level, out, targets)
         if spec.kind == "attack":
@@ -140,17 +131,35 @@ def _run_grid(
     return res
 
 
-def _attack_outputs(
-    model: nn.Module, task: Task, spec: ThreatSpec, batches: Iterable[Batch], gen: torch.Generator
-) -> list[Tensor]:
-    """Model outputs at the adversarial points, one ``(N, *)`` CPU tensor per ε (sweep per batch).
+def spec_outputs(
+    model: nn.Module, task: Task, spec: ThreatSpec, batches: list[Batch], dev: torch.device, gen: torch.Generator,
+    bar: Any, *, reuse: bool,
+) -> list[Tensor]:  # fmt: skip
+    """Outputs of ``model`` (already in eval mode on ``dev``) under ``spec``, one ``(N, *)`` CPU tensor per level;
+    ``bar`` ticks once per batch and pass. ``reuse``: attack the ε list as one sweep (see :func:`_attack_outputs`)."""
+    if spec.kind == "clean":
+        return [torch.cat([_forward(model, x) for x, _ in _tick(batches, bar, dev)])]
+    if spec.kind == "attack":
+        return _attack_outputs(model, task, spec, _tick(batches, bar, dev), gen, reuse=reuse)
+    corruption = CORRUPTIONS.create(spec.name, **spec.options)
+    return [
+        torch.cat([_forward(model, corruption(x, v, generator=gen)) for x, _ in _tick(batches, bar, dev)])
+        for v in spec.levels
+    ]
 
-    Dense tasks report continuous metrics (Dice, MRE), so a sample must be pushed as far as the attack can at
-    every ε: each ε is attacked independently from the clean input, without early stopping (the sweep's reuse
-    would freeze a sample at the first point that crosses the predicate threshold).
+
+def _attack_outputs(
+    model: nn.Module, task: Task, spec: ThreatSpec, batches: Iterable[Batch], gen: torch.Generator, *, reuse: bool
+) -> list[Tensor]:
+    """Model outputs at the adversarial points, one ``(N, *)`` CPU tensor per ε.
+
+    ``reuse`` sweeps the ε list per batch with early stopping, keeping a sample broken at a smaller ε. Dense tasks
+    report continuous metrics (Dice, MRE), so a sample must be pushed as far as the attack can at every ε: there
+    each ε is attacked independently from the clean input, without early stopping (the sweep's reuse would freeze
+    a sample at the first point that crosses the predicate threshold).
     """
-    attack = build_attack(spec.name, norm=str(spec.norm), early_stop=not task.dense, **spec.options)
-    sweep = _independent_sweep if task.dense else pgd_sweep
+    attack = build_attack(spec.name, norm=str(spec.norm), early_stop=reuse, **spec.options)
+    sweep = pgd_sweep if reuse else _independent_sweep
     per_batch = [
         [r.output.cpu() for r in sweep(model, x, y, task=task, attack=attack, eps_list=spec.levels, generator=gen)]
         for x, y in batches

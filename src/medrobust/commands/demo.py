@@ -20,7 +20,7 @@ from medrobust.commands.evaluate import threats_from_args
 from medrobust.config import ExperimentConfig
 from medrobust.errors import ConfigError
 from medrobust.evaluation.compare import compare
-from medrobust.reporting.tables import CellKind, Table
+from medrobust.reporting.tables import Table
 from medrobust.training.runs import METRICS, train_run
 
 NAME = "demo"
@@ -99,13 +99,9 @@ def train_all(plan: DemoPlan, out: Path, progress: bool) -> list[Path]:
 
 def clean_table(folders: list[Path]) -> Table:
     """Clean test metrics of each run (from its metrics.json)."""
-    rows = []
-    for folder in folders:
-        m = json.loads((folder / METRICS).read_text())
-        rows.append((folder.name, *(m[k] for k in CLEAN_METRICS)))
-    value: CellKind = "value"
-    kinds: tuple[CellKind, ...] = ("text", *((value,) * len(CLEAN_METRICS)))
-    return Table(("run", *CLEAN_METRICS), tuple(rows), kinds, "clean test metrics")
+    metrics = [json.loads((folder / METRICS).read_text()) for folder in folders]
+    rows = [(folder.name, *(m[k] for k in CLEAN_METRICS)) for folder, m in zip(folders, metrics)]
+    return Table.of(("run", *CLEAN_METRICS), rows, "clean test metrics")
 
 
 def run(args: argparse.Namespace) -> int:

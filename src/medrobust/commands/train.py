@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from medrobust.commands._common import CLEAN_METRICS, epoch_line, format_table
+from medrobust.commands._common import CLEAN_METRICS, epoch_line
 from medrobust.config import ExperimentConfig, load_config
+from medrobust.reporting.tables import Table
 from medrobust.training.runs import METRICS, train_run
 
 NAME = "train"
@@ -87,5 +88,5 @@ def run(args: argparse.Namespace) -> int:
         shown = [*(k for k in metrics if k not in ("split", "n", "accuracy")), "accuracy"]
     else:
         shown = list(CLEAN_METRICS)
-    print(format_table(shown, [[metrics[k] for k in shown]]))
+    print(Table.of(shown, [[metrics[k] for k in shown]]).to_markdown())
     return 0

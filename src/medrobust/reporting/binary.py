@@ -10,16 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from medrobust.evaluation.outputs import BINARY_METRICS
-from medrobust.reporting.tables import CellKind, Table, format_level
+from medrobust.reporting.tables import Table, format_level
 from medrobust.training.checkpoint import atomic_write_text
 
 SHORT = {"accuracy": "acc", "auc": "AUC", "sensitivity": "sens", "specificity": "spec"}
 
 
-def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Markdown of already formatted cells."""
-    text: CellKind = "text"
-    return Table(tuple(header), tuple(tuple(r) for r in rows), (text,) * len(header)).to_markdown()
+    return Table.of(header, rows).to_markdown()
 
 
 def format_metric(v: float | None) -> str:
@@ -43,7 +42,7 @@ def before_table(result: dict[str, Any]) -> str:
         [format_level(r["eps"]), *(format_metric(r[f"{k}_{m}"]) for k in ("clean", "fgsm") for m in BINARY_METRICS)]
         for r in result["before"]
     ]
-    return text_table(["ε", *_columns()], rows)
+    return _markdown(["ε", *_columns()], rows)
 
 
 def grid_table(result: dict[str, Any]) -> str:
@@ -54,7 +53,7 @@ def grid_table(result: dict[str, Any]) -> str:
         b = before[r["eps"]]
         cols = [_delta(r[f"{k}_{m}"], b[f"{k}_{m}"]) for k in ("clean", "fgsm") for m in BINARY_METRICS]
         rows.append(["0 (control)" if r["percent"] == 0 else f"{r['percent']:g}", format_level(r["eps"]), *cols])
-    return text_table(["p %", "ε", *_columns()], rows)
+    return _markdown(["p %", "ε", *_columns()], rows)
 
 
 def fgsm_study_markdown(result: dict[str, Any]) -> str:
@@ -97,7 +96,7 @@ def mrnet_table(results: dict[str, dict[str, Any]]) -> str:
         for name, clean in r["clean"].items():
             cells = [clean[m] for m in BINARY_METRICS] + ([r["fgsm"][name][m] for m in BINARY_METRICS] if fgsm else [])
             rows.append([task, name, *(format_metric(v) for v in cells)])
-    return text_table(header, rows)
+    return _markdown(header, rows)
 
 
 def write_mrnet(results: dict[str, dict[str, Any]], out: str | Path) -> list[Path]:

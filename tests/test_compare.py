@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from medrobust.cli import main
+from medrobust.errors import ConfigError
 from medrobust.evaluation import Results
 from medrobust.reporting.comparison import Entry, comparison_table, status
 
@@ -97,3 +98,30 @@ def test_collapsed_model_shows_as_failure() -> None:
     )
     md = table.to_markdown()
     assert "FAIL" in md and "acc @ 1" in md
+
+
+def test_library_compare_and_evaluate_run_take_typed_arguments(
+    runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medrobust.evaluation import ThreatSpec
+    from medrobust.evaluation.compare import compare
+    from medrobust.evaluation.orchestrate import evaluate_run
+    from medrobust.training.runs import load_run
+
+    threats = [ThreatSpec.attack("pgd", norm="l2", eps=[0, 0.5], steps=2)]
+    loaded = load_run(runs[0])
+    result = compare([loaded, runs[1]], threats, tmp_path / "cmp", n=12, progress=False, seed=3)
+    assert capsys.readouterr().out == ""  # the library prints nothing unless given a log
+    assert [e.name for e in result.entries] == ["standard", "pgd_at"] and result.study_tables == ()
+    assert result.table.header[:3] == ("run", "method", "clean acc") and len(result.table.rows) == 2
+    assert (tmp_path / "cmp" / "comparison.md") in result.written
+    assert Results.load(runs[0] / "results.json").seed == 3  # each evaluated run's results are saved with it
+    lines: list[str] = []
+    again = compare(runs, threats, tmp_path / "cmp", n=12, progress=False, seed=3, log=lines.append)
+    assert lines == [f"reusing {r / 'results.json'}" for r in runs]
+    assert again.entries[0].results.rows == result.entries[0].results.rows
+    with pytest.raises(ConfigError, match="given twice"):
+        compare([runs[0], runs[0]], threats, tmp_path / "x")
+    res = evaluate_run(loaded, threats, n=12, progress=False, warn=False, out=tmp_path / "one" / "results.json")
+    assert res.model == "small_cnn" and res.config["run"] == str(loaded.path) and res.n == 12
+    assert {p.name for p in (tmp_path / "one").iterdir()} >= {"results.json", "robustness_table.md", "reliability.png"}

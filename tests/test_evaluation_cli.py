@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from medrobust.cli import main
-from medrobust.commands.evaluate import format_summary
 from medrobust.evaluation import Results
+from medrobust.reporting.outputs import format_summary
 
 OUTPUTS = ("robustness_table.md", "robustness_table.csv", "robustness_table.tex", "robustness_pgd_linf.png",
            "robustness_gaussian.png", "reliability.png")  # fmt: skip

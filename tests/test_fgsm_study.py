@@ -10,9 +10,10 @@ import torch
 
 from medrobust.cli import main
 from medrobust.errors import ConfigError
+from medrobust.evaluation import ThreatSpec
+from medrobust.evaluation.outputs import threat_outputs
+from medrobust.reporting.binary import grid_table
 from medrobust.studies.fgsm_study import Grid, cell_config, run_study
-from medrobust.studies.report import grid_table
-from medrobust.studies.scoring import outputs_under_fgsm
 from medrobust.training.runs import load_run
 
 TINY = ["--set", "data.options={size: 32, n: 48}", "--set", "model.options={width: 4}", "--epochs", "1",
@@ -48,7 +49,9 @@ def test_before_rows_match_a_direct_fgsm_evaluation_and_control_is_added(trained
     grid = Grid((25.0,), (0.02,), epochs=1)
     result = run_study(trained, tmp_path / "s", grid, log=lambda s: None)
     base = load_run(trained)
-    out, y = outputs_under_fgsm(base.model, base.dataset("test"), base.task, eps=0.02)
+    (out,), y = threat_outputs(
+        base.model, base.dataset("test"), base.task, ThreatSpec.attack("fgsm", norm="linf", eps=[0.02])
+    )
     acc = float((base.task.predict(out) == y).float().mean())
     assert result["before"][0]["fgsm_accuracy"] == pytest.approx(acc)
     assert [(r["percent"], r["eps"]) for r in result["rows"]] == [(0.0, 0.02), (25.0, 0.02)]
@@ -64,8 +67,8 @@ def test_fgsm_scores_move_every_input_by_eps() -> None:
     task = data.task()
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 1))
-    clean, _ = outputs_under_fgsm(model, data, task, eps=0.0)
-    adv, _ = outputs_under_fgsm(model, data, task, eps=0.1)
+    (clean,), _ = threat_outputs(model, data, task, ThreatSpec.clean())
+    (adv,), _ = threat_outputs(model, data, task, ThreatSpec.attack("fgsm", norm="linf", eps=[0.1]))
     w = model[1].weight.detach().reshape(-1)
     # linear model, x far from the box edges: the FGSM step changes the logit by ε·‖w‖₁ against the label
     sign = 1 - 2 * data.targets.float()
@@ -96,7 +99,7 @@ def test_a_multiclass_run_is_refused(trained: Path, tmp_path: Path, monkeypatch:
 
 
 def test_auc_ranks_logits_so_saturated_probabilities_do_not_tie() -> None:
-    from medrobust.studies.scoring import binary_metrics
+    from medrobust.evaluation.outputs import binary_metrics
     from medrobust.tasks.classification import ClassificationTask
 
     logits, y = torch.tensor([[20.0], [30.0], [18.0], [25.0]]), torch.tensor([1, 1, 0, 0])

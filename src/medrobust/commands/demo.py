@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from medrobust.commands._common import CLEAN_METRICS, epoch_line
-from medrobust.commands.compare import compare_entry, write_comparison
 from medrobust.commands.evaluate import threats_from_args
 from medrobust.config import ExperimentConfig
 from medrobust.errors import ConfigError
-from medrobust.reporting.tables import CellKind, Table
-from medrobust.training.loop import resolve_device
-from medrobust.training.runs import METRICS, load_run, train_run
+from medrobust.evaluation.compare import compare
+from medrobust.reporting.tables import Table
+from medrobust.training.runs import METRICS, train_run
 
 NAME = "demo"
 HELP = "train standard, SAT and IMA small CNNs on the embedded phantom-ct data and compare their robustness"
@@ -100,13 +99,9 @@ def train_all(plan: DemoPlan, out: Path, progress: bool) -> list[Path]:
 
 def clean_table(folders: list[Path]) -> Table:
     """Clean test metrics of each run (from its metrics.json)."""
-    rows = []
-    for folder in folders:
-        m = json.loads((folder / METRICS).read_text())
-        rows.append((folder.name, *(m[k] for k in CLEAN_METRICS)))
-    value: CellKind = "value"
-    kinds: tuple[CellKind, ...] = ("text", *((value,) * len(CLEAN_METRICS)))
-    return Table(("run", *CLEAN_METRICS), tuple(rows), kinds, "clean test metrics")
+    metrics = [json.loads((folder / METRICS).read_text()) for folder in folders]
+    rows = [(folder.name, *(m[k] for k in CLEAN_METRICS)) for folder, m in zip(folders, metrics)]
+    return Table.of(("run", *CLEAN_METRICS), rows, "clean test metrics")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,12 +113,12 @@ def run(args: argparse.Namespace) -> int:
     print("\n" + clean_table(folders).to_markdown())
     grid = argparse.Namespace(
         attack=["pgd"], norm="l2", eps=plan.eps, steps=plan.steps, rel_step=None, loss="ce", restarts=1,
-        noise=[plan.noise], split="test", n=plan.eval_n, seed=0, batch_size=250, no_progress=args.no_progress,
-        no_reuse=True,
+        noise=[plan.noise],
     )  # fmt: skip
     threats = threats_from_args(grid)
-    device = resolve_device("auto")
-    entries = [compare_entry(load_run(f, device=str(device)), threats, grid, device) for f in folders]
-    write_comparison(entries, out / "comparison")
+    result = compare(folders, threats, out / "comparison", n=plan.eval_n, batch_size=250, seed=0, reuse=False,
+                     progress=not args.no_progress, log=print)  # fmt: skip
+    print("\n" + result.table.to_markdown())
+    print("\nwrote " + ", ".join(str(p) for p in result.written))
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s")
     return 0

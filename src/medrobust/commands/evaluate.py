@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import warnings
 from pathlib import Path
-
-import torch
 
 from medrobust.attacks import ATTACKS
 from medrobust.corruptions import CORRUPTIONS
 from medrobust.errors import ConfigError
-from medrobust.evaluation import (
-    Results,
-    RobustnessCheckWarning,
-    ThreatSpec,
-    evaluate,
-    parse_levels,
-    parse_loss,
-    parse_noise,
-)
-from medrobust.evaluation.summary import DENSE_PREFIXES
-from medrobust.reporting import format_level, metrics_table, threat_table
-from medrobust.reporting.tables import DEFAULT_METRICS
+from medrobust.evaluation import ThreatSpec, parse_levels, parse_loss, parse_noise
+from medrobust.evaluation.orchestrate import evaluate_run
+from medrobust.reporting.outputs import format_summary, threat_tables, write_results
 from medrobust.training.loop import resolve_device
-from medrobust.training.runs import Run, load_run
+from medrobust.training.runs import load_run
 
 NAME = "evaluate"
 HELP = "evaluate a run under attacks (PGD, FGSM, …) and noise; writes results.json, tables and plots"
 DEFAULT_EPS = {"linf": "0,1/255,2/255,4/255,8/255", "l2": "0,0.25,0.5,1,2"}
-TABLE_METRICS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "rmsce")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -104,75 +91,18 @@ def check_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
 
 
-def evaluate_run(run_: Run, threats: list[ThreatSpec], args: argparse.Namespace, device: torch.device) -> Results:
-    """Evaluate a loaded run on ``args.split`` under ``threats`` (failed checks are reported, not warned)."""
-    data = run_.dataset(args.split)
-    print(f"evaluating {run_.name} on {data.info.name} ({args.split}, n = {min(args.n or len(data), len(data))})")
-    with warnings.catch_warnings():  # failed checks are printed in the summary
-        warnings.simplefilter("ignore", RobustnessCheckWarning)
-        results = evaluate(run_.model, data, run_.task, threats, seed=args.seed, batch_size=args.batch_size,
-                           device=device, n=args.n, progress=not args.no_progress)  # fmt: skip
-    results.model, results.method = run_.config.model.name, run_.config.method.name
-    results.config["run"] = str(run_.path)
-    return results
-
-
 def run(args: argparse.Namespace) -> int:
     """Load the run, evaluate the threat grid, write results.json, tables and plots, print the summary."""
     check_args(args)
     threats = threats_from_args(args)
     device = resolve_device(args.device)
     run_ = load_run(args.run_dir, device=str(device))
-    results = evaluate_run(run_, threats, args, device)
+    results = evaluate_run(run_, threats, split=args.split, n=args.n, batch_size=args.batch_size, seed=args.seed,
+                           device=device, progress=not args.no_progress, warn=False, log=print)  # fmt: skip
     out = Path(args.json) if args.json else run_.path / "results.json"
-    written = write_outputs(results, out, run_.name)
-    for spec in results.summary["threats"]:
-        metrics = table_metrics(results, TABLE_METRICS)
-        print("\n" + threat_table(results, spec["threat"], spec["norm"], metrics).to_markdown())
+    written = write_results(results, out, run_.name)
+    for table in threat_tables(results):
+        print("\n" + table.to_markdown())
     print("\n" + format_summary(results))
     print("\nwrote " + ", ".join(str(p) for p in [out, *written]))
     return 0
-
-
-def table_metrics(results: Results, default: tuple[str, ...]) -> tuple[str, ...]:
-    """``default``, or for segmentation/landmark results their Dice / MRE / SDR metrics and the predicate rate."""
-    dense = tuple(m for m in results.summary["clean"] if m.startswith(DENSE_PREFIXES))
-    return (*dense, "accuracy") if dense else default
-
-
-def write_outputs(results: Results, path: Path, name: str) -> list[Path]:
-    """Save ``results`` at ``path`` and, beside it, the metrics table (.md/.csv/.tex) and the PNG figures."""
-    from medrobust.reporting.plots import reliability_diagram, robustness_curves  # matplotlib: import on use
-
-    results.save(path)
-    folder = path.parent
-    written = metrics_table(results, table_metrics(results, DEFAULT_METRICS)).save(folder / "robustness_table")
-    for spec in results.summary["threats"]:
-        tag = "_".join(p for p in (spec["threat"], spec["norm"]) if p)
-        written.append(robustness_curves([(name, results)], folder / f"robustness_{tag}.png",
-                                         threat=spec["threat"], norm=spec["norm"]))  # fmt: skip
-    if results.summary.get("reliability"):  # dense tasks have no calibration
-        written.append(reliability_diagram(results, folder / "reliability.png"))
-    return written
-
-
-def format_summary(results: Results) -> str:
-    """A few lines: clean accuracy beside the majority rate, per threat its curve summaries, and failed checks."""
-    s = results.summary
-    if s["majority_rate"] is None:  # segmentation / landmarks: "accuracy" is the rate of Dice ≥ τ / error ≤ τ
-        dense = ", ".join(f"{k} {v:.4f}" for k, v in s["clean"].items() if k.startswith(DENSE_PREFIXES))
-        head = f"clean {dense}; predicate rate {s['clean_accuracy']:.4f} (n = {results.n})"
-    else:
-        rate = s["majority_rate"]
-        head = f"clean accuracy {s['clean_accuracy']:.4f} (majority-class rate {rate:.4f}, n = {results.n})"
-    lines = [head]
-    for t in s["threats"]:
-        tag = f"{t['threat']} {t['norm']}" if t["norm"] else t["threat"]
-        curve = ", ".join(f"{format_level(v)}: {a:.3f}" for v, a in zip(t["levels"], t["accuracy"]))
-        lines.append(f"{tag}: accuracy {curve}")
-        if t["auc_robustness"] is not None:
-            lines.append(f"  AUC-robustness {t['auc_robustness']:.4f}, mean accuracy {t['mean_accuracy']:.4f}")
-    failed = results.failed_checks
-    lines.append(f"checks: {len(results.checks) - len(failed)} passed, {len(failed)} failed")
-    lines += [f"  ! {c['name']}: {c['message']}" for c in failed]
-    return "\n".join(lines)

@@ -6,8 +6,8 @@ import argparse
 
 from medrobust.errors import ConfigError
 from medrobust.evaluation.threats import parse_number
+from medrobust.reporting.binary import fgsm_study_markdown, write_fgsm_study
 from medrobust.studies.fgsm_study import Grid, run_study
-from medrobust.studies.report import markdown, write_fgsm_report
 
 NAME = "fgsm-study"
 HELP = (
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         log=lambda s: print(s, flush=True),
     )
-    print("\n" + markdown(result))
-    paths = write_fgsm_report(result, args.out)
+    print("\n" + fgsm_study_markdown(result))
+    paths = write_fgsm_study(result, args.out)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

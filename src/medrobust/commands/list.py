@@ -6,8 +6,8 @@ import argparse
 import importlib
 from typing import Any
 
-from medrobust.commands._common import format_table
 from medrobust.registry import Registry
+from medrobust.reporting.tables import Table
 
 NAME = "list"
 HELP = "list datasets, models, methods, attacks or corruptions"
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         root = getattr(args, "data_root", None)
         rows = [[*row[:-1], presence(e.name, root), row[-1]] for row, e in zip(rows, registry)]
         headers = [*headers[:-1], "files present", "description"]
-    print(format_table(headers, rows))
+    print(Table.of(headers, rows).to_markdown())
     return 0
 
 

@@ -4,17 +4,14 @@ AUC / accuracy / sensitivity / specificity and ROC curves per task (clean and op
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import Any
 
 from medrobust.config import ExperimentConfig, load_config
 from medrobust.data.mrnet import PLANES, TASKS
 from medrobust.errors import ConfigError
 from medrobust.evaluation.threats import parse_number
+from medrobust.reporting.binary import mrnet_table, write_mrnet
 from medrobust.studies.mrnet import run_protocol
-from medrobust.studies.report import SHORT, format_metric, format_table
-from medrobust.studies.scoring import METRIC_NAMES, roc_figure
 
 NAME = "mrnet"
 HELP = (
@@ -68,19 +65,6 @@ def base_config(args: argparse.Namespace) -> ExperimentConfig:
     return config.with_values({"train.epochs": args.epochs}) if args.epochs is not None else config
 
 
-def table(results: dict[str, dict[str, Any]]) -> str:
-    """One row per task and model (each plane, then fused), clean and (if run) FGSM metrics."""
-    fgsm = any("fgsm" in r for r in results.values())
-    header = ["task", "model", *(SHORT[m] for m in METRIC_NAMES)]
-    header += [f"FGSM {SHORT[m]}" for m in METRIC_NAMES] if fgsm else []
-    rows = []
-    for task, r in results.items():
-        for name, clean in r["clean"].items():
-            cells = [clean[m] for m in METRIC_NAMES] + ([r["fgsm"][name][m] for m in METRIC_NAMES] if fgsm else [])
-            rows.append([task, name, *(format_metric(v) for v in cells)])
-    return format_table(header, rows)
-
-
 def run(args: argparse.Namespace) -> int:
     """Train/reuse, fuse, print the table, write mrnet.json, mrnet.md and one ROC figure per task."""
     planes, tasks = _names(args.planes, PLANES, "--planes"), _names(args.tasks, TASKS, "--tasks")
@@ -103,18 +87,6 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         log=lambda s: print(s, flush=True),
     )
-    text = table(results)
-    print("\n" + text)
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "mrnet.json", out / "mrnet.md"]
-    written[0].write_text(
-        json.dumps({t: {k: v for k, v in r.items() if k != "curves"} for t, r in results.items()}, indent=2)
-    )
-    written[1].write_text(text + "\n")
-    for task, r in results.items():
-        panels = [("clean", r["curves"]["clean"])]
-        if "fgsm" in r["curves"]:
-            panels.append((f"FGSM ε = {r['eps']:g} (fused model attacked)", r["curves"]["fgsm"]))
-        written.append(roc_figure(panels, out / f"roc_{task}.png", title=f"MRNet {task} (test = official valid)"))
-    print("wrote " + ", ".join(str(p) for p in written))
+    print("\n" + mrnet_table(results))
+    print("wrote " + ", ".join(str(p) for p in write_mrnet(results, out)))
     return 0

@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from medrobust.commands._common import CLEAN_METRICS, epoch_line, format_table
+from medrobust.commands._common import CLEAN_METRICS, epoch_line
 from medrobust.config import ExperimentConfig, load_config
-from medrobust.evaluation.summary import DENSE_PREFIXES
+from medrobust.reporting.tables import Table
 from medrobust.training.runs import METRICS, train_run
 
 NAME = "train"
@@ -80,10 +80,13 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"training {config.model.name} on {config.data.name} with {config.method.name} for {epochs} epochs → {args.out}"
     )
-    train_run(config, args.out, resume=args.resume, callbacks=(lambda r: print(epoch_line(r, epochs), flush=True),))
+    callbacks = (lambda r: print(epoch_line(r, epochs), flush=True),)
+    trained, _ = train_run(config, args.out, resume=args.resume, callbacks=callbacks)
     metrics = json.loads((Path(args.out) / METRICS).read_text())
     print(f"\nclean test metrics (n = {metrics['n']}):")
-    dense = [k for k in metrics if k.startswith(DENSE_PREFIXES)]  # segmentation / landmarks
-    shown = [*dense, "accuracy"] if dense else list(CLEAN_METRICS)
-    print(format_table(shown, [[metrics[k] for k in shown]]))
+    if trained.task.dense:  # e.g. Dice / MRE / SDR, then the predicate rate
+        shown = [*(k for k in metrics if k not in ("split", "n", "accuracy")), "accuracy"]
+    else:
+        shown = list(CLEAN_METRICS)
+    print(Table.of(shown, [[metrics[k] for k in shown]]).to_markdown())
     return 0

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from medrobust.errors import DataError
 from medrobust.tasks import AnyTask, ClassificationTask, LandmarkTask, SegmentationTask
+from medrobust.tasks.records import kind_capabilities
 
 SPLITS = ("train", "val", "test")
 
@@ -145,7 +146,7 @@ def _validate(images: NDArray[Any], targets: NDArray[Any], info: DatasetInfo) ->
                 f"{where}: label {int(t.max() if t.max() >= info.num_classes else t.min())} "
                 f"is outside 0..{info.num_classes - 1}"
             )
-    if info.task_kind in ("segmentation", "landmark"):
+    if kind_capabilities(info.task_kind).dense:
         _validate_dense(np.asarray(targets), info, where)
 
 

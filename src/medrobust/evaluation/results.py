@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from medrobust.errors import DataError
+from medrobust.tasks.base import Capabilities
+from medrobust.tasks.records import record_capabilities
 
 SCHEMA = "medrobust.results/1"
 FIELDS = ("schema", "dataset", "split", "model", "method", "task", "n", "rows", "summary", "checks", "config",
@@ -33,7 +35,7 @@ class Results:
         summary: clean accuracy, majority-class rate and per-threat curve summaries (see the runner).
         checks: sanity checks ``{"name", "passed", "message"}``.
         n: number of evaluated samples.
-        task: the task's settings (``{"kind": …, …}``).
+        task: the task record: its settings, ``kind`` and ``capabilities`` (see :attr:`capabilities`).
         dataset, split, model, method: what was evaluated (free text; empty when unknown).
         config: evaluation settings (threats, batch size, …).
         versions: package versions.
@@ -77,6 +79,12 @@ class Results:
             if math.isclose(r["level"], level, rel_tol=1e-9, abs_tol=1e-12):
                 return float(r["value"])
         raise KeyError(f"no row for threat={threat!r} metric={metric!r} level={level} norm={norm!r}")
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the evaluated task supports (dense, headline metrics, calibration, majority rate), read from the
+        task record; older files without them derive them from the task's kind."""
+        return record_capabilities(self.task)
 
     @property
     def failed_checks(self) -> list[dict[str, Any]]:

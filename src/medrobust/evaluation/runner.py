@@ -8,7 +8,6 @@ wrong under attack. Same seed, same numbers.
 
 from __future__ import annotations
 
-import dataclasses
 import platform
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,8 +28,8 @@ from medrobust.evaluation.sweep import build_attack, pgd_sweep
 from medrobust.evaluation.threats import ThreatSpec
 from medrobust.metrics import calibration as cal
 from medrobust.runtime import eval_mode, model_device
-from medrobust.tasks import DENSE_KINDS
-from medrobust.tasks.base import Task
+from medrobust.tasks.base import Capabilities, Task
+from medrobust.tasks.records import task_record
 
 Batch = tuple[Tensor, Tensor]
 
@@ -80,10 +79,12 @@ def evaluate(
     info = getattr(data, "info", None)
     return Results(
         rows=out.rows,
-        summary=_with_attack_reliability(summarize(out.rows, grid, targets, out.clean_probs), out.reliability),
+        summary=_with_attack_reliability(
+            summarize(out.rows, grid, targets, out.clean_probs, Capabilities.of(task)), out.reliability
+        ),
         checks=checks,
         n=len(targets),
-        task=_task_dict(task),
+        task=task_record(task),
         dataset=getattr(info, "name", ""),
         split=getattr(info, "split", ""),
         config={"threats": [s.to_dict() for s in grid], "batch_size": batch_size, "device": str(dev), "subset": n},
@@ -117,19 +118,10 @@ def _run_grid(
 ) -> _GridOutput:  # fmt: skip
     res = _GridOutput()
     for i, spec in enumerate(grid):
-        gen = _generator(seed, i, dev)
+        outputs = spec_outputs(model, task, spec, batches, dev, _generator(seed, i, dev), bar, reuse=not task.dense)
         if spec.kind == "clean":
-            outputs = [torch.cat([_forward(model, x) for x, _ in _tick(batches, bar, dev)])]
-            dense = task.kind in DENSE_KINDS  # no calibration for per-pixel outputs
-            res.clean_outputs, res.clean_probs = outputs[0], None if dense else _probabilities(task, outputs[0])
-        elif spec.kind == "attack":
-            outputs = _attack_outputs(model, task, spec, _tick(batches, bar, dev), gen)
-        else:
-            corruption = CORRUPTIONS.create(spec.name, **spec.options)
-            outputs = [
-                torch.cat([_forward(model, corruption(x, v, generator=gen)) for x, _ in _tick(batches, bar, dev)])
-                for v in spec.levels
-            ]
+            probs = _probabilities(task, outputs[0]) if task.calibrated else None  # none for per-pixel outputs
+            res.clean_outputs, res.clean_probs = outputs[0], probs
         for level, out in zip(spec.levels, outputs):
             res.rows += metric_rows(task, spec, level, out, targets)
         if spec.kind == "attack":
@@ -139,18 +131,35 @@ def _run_grid(
     return res
 
 
-def _attack_outputs(
-    model: nn.Module, task: Task, spec: ThreatSpec, batches: Iterable[Batch], gen: torch.Generator
-) -> list[Tensor]:
-    """Model outputs at the adversarial points, one ``(N, *)`` CPU tensor per ε (sweep per batch).
+def spec_outputs(
+    model: nn.Module, task: Task, spec: ThreatSpec, batches: list[Batch], dev: torch.device, gen: torch.Generator,
+    bar: Any, *, reuse: bool,
+) -> list[Tensor]:  # fmt: skip
+    """Outputs of ``model`` (already in eval mode on ``dev``) under ``spec``, one ``(N, *)`` CPU tensor per level;
+    ``bar`` ticks once per batch and pass. ``reuse``: attack the ε list as one sweep (see :func:`_attack_outputs`)."""
+    if spec.kind == "clean":
+        return [torch.cat([_forward(model, x) for x, _ in _tick(batches, bar, dev)])]
+    if spec.kind == "attack":
+        return _attack_outputs(model, task, spec, _tick(batches, bar, dev), gen, reuse=reuse)
+    corruption = CORRUPTIONS.create(spec.name, **spec.options)
+    return [
+        torch.cat([_forward(model, corruption(x, v, generator=gen)) for x, _ in _tick(batches, bar, dev)])
+        for v in spec.levels
+    ]
 
-    Dense tasks report continuous metrics (Dice, MRE), so a sample must be pushed as far as the attack can at
-    every ε: each ε is attacked independently from the clean input, without early stopping (the sweep's reuse
-    would freeze a sample at the first point that crosses the predicate threshold).
+
+def _attack_outputs(
+    model: nn.Module, task: Task, spec: ThreatSpec, batches: Iterable[Batch], gen: torch.Generator, *, reuse: bool
+) -> list[Tensor]:
+    """Model outputs at the adversarial points, one ``(N, *)`` CPU tensor per ε.
+
+    ``reuse`` sweeps the ε list per batch with early stopping, keeping a sample broken at a smaller ε. Dense tasks
+    report continuous metrics (Dice, MRE), so a sample must be pushed as far as the attack can at every ε: there
+    each ε is attacked independently from the clean input, without early stopping (the sweep's reuse would freeze
+    a sample at the first point that crosses the predicate threshold).
     """
-    dense = task.kind in DENSE_KINDS
-    attack = build_attack(spec.name, norm=str(spec.norm), early_stop=not dense, **spec.options)
-    sweep = _independent_sweep if dense else pgd_sweep
+    attack = build_attack(spec.name, norm=str(spec.norm), early_stop=reuse, **spec.options)
+    sweep = pgd_sweep if reuse else _independent_sweep
     per_batch = [
         [r.output.cpu() for r in sweep(model, x, y, task=task, attack=attack, eps_list=spec.levels, generator=gen)]
         for x, y in batches
@@ -176,7 +185,7 @@ def metric_rows(task: Task, spec: ThreatSpec, level: float, outputs: Tensor, tar
     """Tidy rows of every metric for one threat level. Shape: ``outputs (N, *)``, ``targets (N, *)``."""
     values = dict(task.metrics(outputs, targets))
     base = {"threat": spec.threat, "norm": spec.norm, "level": float(level)}
-    if task.kind in DENSE_KINDS:  # Dice / MRE / SDR and the predicate rate ("accuracy"); no calibration
+    if not task.calibrated:  # e.g. Dice / MRE / SDR and the predicate rate ("accuracy")
         return [{**base, "metric": k, "value": float(v), "n": len(outputs)} for k, v in values.items()]
     probs = _probabilities(task, outputs).numpy()
     y = targets.detach().cpu().numpy()
@@ -204,9 +213,9 @@ def _checks(
     y_all = targets[:probe_n].to(dev)
     assert grid.clean_outputs is not None  # the clean threat always runs first
     independent = task.kind == "multilabel" or bool(getattr(task, "single_logit", False))
-    out = [C.check_majority(clean_acc, targets), C.check_logits(grid.clean_outputs, independent=independent)]
-    if task.kind in DENSE_KINDS:  # no majority class and no class probabilities per sample
-        out = []
+    out = [C.check_majority(clean_acc, targets)] if task.has_majority_rate else []
+    if task.calibrated:  # class probabilities per sample come from logits
+        out.append(C.check_logits(grid.clean_outputs, independent=independent))
     out.append(C.check_gradients(model, task, x_all, y_all))
     attack_curves = grid.curves
     for curve in attack_curves:
@@ -263,12 +272,6 @@ def _batches(data: Any, batch_size: int, n: int | None, seed: int) -> Iterable[B
     elif n is not None:
         raise ConfigError("a subset size n needs a dataset, not a loader; subset the data yourself")
     return [(b[0], b[1]) for b in data]
-
-
-def _task_dict(task: Task) -> dict[str, Any]:
-    if dataclasses.is_dataclass(task) and not isinstance(task, type):
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(task).items()}
-    return {"kind": task.kind}
 
 
 def versions() -> dict[str, str]:

@@ -18,25 +18,30 @@ from medrobust.evaluation.results import json_safe
 from medrobust.evaluation.threats import ThreatSpec
 from medrobust.metrics.calibration import reliability_bins
 from medrobust.metrics.robustness import auc_robustness, mean_adversarial_accuracy
-
-DENSE_PREFIXES = ("dice", "mre", "sdr@")  # segmentation and landmark metrics, curves kept per threat
+from medrobust.tasks.base import Capabilities
 
 
 def summarize(
-    rows: Sequence[dict[str, Any]], grid: Sequence[ThreatSpec], targets: Tensor, clean_probs: Tensor | None
+    rows: Sequence[dict[str, Any]],
+    grid: Sequence[ThreatSpec],
+    targets: Tensor,
+    clean_probs: Tensor | None,
+    capabilities: Capabilities,
 ) -> dict[str, Any]:
-    """Build the summary dict from the tidy rows of an evaluation.
+    """Build the summary dict from the tidy rows of an evaluation of a task with ``capabilities``.
+
+    Dense tasks get ``curves`` of every metric but the predicate rate (``accuracy``) per threat, and no
+    majority-class rate.
 
     Shape:
         ``targets (N, *)``; ``clean_probs (N, K)`` from ``task.probabilities`` (``None`` skips reliability bins).
     """
     clean = {r["metric"]: r["value"] for r in rows if r["threat"] == "clean"}
-    dense = any(_dense_metric(m) for m in clean)  # segmentation/landmarks: "accuracy" is the predicate rate
     out: dict[str, Any] = {
         "clean_accuracy": clean["accuracy"],
-        "majority_rate": None if dense else majority_rate(targets),
+        "majority_rate": majority_rate(targets) if capabilities.has_majority_rate else None,
         "clean": clean,
-        "threats": [_threat(rows, spec, clean["accuracy"]) for spec in grid if spec.kind != "clean"],
+        "threats": [_threat(rows, s, clean["accuracy"], capabilities.dense) for s in grid if s.kind != "clean"],
     }
     if clean_probs is not None:
         b = reliability_bins(clean_probs.numpy(), targets.detach().cpu().numpy())
@@ -45,7 +50,7 @@ def summarize(
     return out
 
 
-def _threat(rows: Sequence[dict[str, Any]], spec: ThreatSpec, clean_accuracy: float) -> dict[str, Any]:
+def _threat(rows: Sequence[dict[str, Any]], spec: ThreatSpec, clean_accuracy: float, dense: bool) -> dict[str, Any]:
     mine = [r for r in rows if r["threat"] == spec.threat and r["norm"] == spec.norm]
     acc = {r["level"]: r["value"] for r in mine if r["metric"] == "accuracy"}
     levels = sorted(acc)
@@ -62,23 +67,20 @@ def _threat(rows: Sequence[dict[str, Any]], spec: ThreatSpec, clean_accuracy: fl
         "auc_robustness": auc_robustness(clean_accuracy, levels, accuracy) if has_positive else None,
         "mean_accuracy": mean_adversarial_accuracy(levels, accuracy) if has_positive else None,
     }
-    clean = {r["metric"]: r["value"] for r in rows if r["threat"] == "clean"}
-    out.update(_dense_curves(mine, levels, clean if has_positive else None))
+    if dense:
+        clean = {r["metric"]: r["value"] for r in rows if r["threat"] == "clean"}
+        out.update(_dense_curves(mine, levels, clean if has_positive else None))
     return out
-
-
-def _dense_metric(name: str) -> bool:
-    return name.startswith(DENSE_PREFIXES)
 
 
 def _dense_curves(
     rows: Sequence[dict[str, Any]], levels: list[float], clean: dict[str, float] | None
 ) -> dict[str, Any]:
-    """Dense-task curves: ``curves[metric]`` over ``levels`` for Dice / MRE / SDR metrics, and the
-    AUC-robustness (same trapezoid as for accuracy, clean value at 0) of the bounded ones (Dice, SDR)."""
+    """Dense-task curves: ``curves[metric]`` over ``levels`` for every metric but the predicate rate (Dice; MRE,
+    SDR), and the AUC-robustness (same trapezoid as for accuracy, clean value at 0) of the bounded ones (not MRE)."""
     values: dict[str, dict[float, float]] = {}
     for r in rows:
-        if _dense_metric(r["metric"]):
+        if r["metric"] != "accuracy":
             values.setdefault(r["metric"], {})[r["level"]] = r["value"]
     if not values:
         return {}

@@ -13,7 +13,6 @@ from medrobust.methods._common import positive
 from medrobust.methods.augmix_ops import GEOMETRIC, OPS, affine, op_names, sign
 from medrobust.methods.base import Batch, StepContext, StepOutput, TrainingMethod
 from medrobust.methods.trades import log_distribution
-from medrobust.tasks import DENSE_KINDS
 from medrobust.tasks.base import Task
 
 MIXTURE_FLOOR = 1e-7  # the official code clamps the mixture distribution at 1e-7
@@ -183,7 +182,7 @@ class AugMix(TrainingMethod):
         self.jsd_weight, self.jsd = float(jsd_weight), bool(jsd)
 
     def setup(self, model: nn.Module, train_size: int, task: Task) -> None:
-        if task.kind in DENSE_KINDS:  # the geometric ops would move the image but not its targets
+        if task.dense:  # the geometric ops would move the image but not its targets
             raise ConfigError(
                 f"{self.name} augments images only (rotate/shear/translate would misalign masks and landmarks); "
                 f"use it for classification, not {task.kind}"

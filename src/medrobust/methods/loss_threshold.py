@@ -121,6 +121,26 @@ class LossPredicate:
         """The base task's kind."""
         return self.base.kind
 
+    @property
+    def dense(self) -> bool:
+        """The base task's."""
+        return self.base.dense
+
+    @property
+    def headline_metrics(self) -> tuple[str, ...]:
+        """The base task's."""
+        return self.base.headline_metrics
+
+    @property
+    def calibrated(self) -> bool:
+        """The base task's."""
+        return self.base.calibrated
+
+    @property
+    def has_majority_rate(self) -> bool:
+        """The base task's."""
+        return self.base.has_majority_rate
+
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         """The base task's per-sample loss ``(N,)``."""
         return self.base.loss(output, target)

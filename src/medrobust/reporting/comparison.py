@@ -10,35 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from medrobust.evaluation.results import Results
-from medrobust.reporting.dense import dense_comparison_table, dense_kind
+from medrobust.reporting.dense import dense_comparison_table
+from medrobust.reporting.entries import Entry, status
 from medrobust.reporting.tables import Table, format_level
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One compared run: its name, method, evaluation results and mean training seconds per epoch."""
-
-    name: str
-    method: str
-    results: Results
-    epoch_seconds: float = math.nan
-
-
-def status(results: Results) -> str:
-    """``"ok"``, ``"FAIL: clean ≤ majority rate"``, or ``"check: NAME, …"`` for other failed sanity checks."""
-    failed = [c["name"] for c in results.failed_checks]
-    if any(name.startswith("above_majority") for name in failed):
-        return "FAIL: clean ≤ majority rate"
-    return "ok" if not failed else "check: " + ", ".join(failed)
 
 
 def comparison_table(entries: Sequence[Entry]) -> Table:
     """The comparison :class:`Table` (see the module docstring); dense-task runs get the Dice / MRE table."""
-    if dense_kind(entries[0].results.summary) is not None:
+    if entries[0].results.capabilities.dense:
         return dense_comparison_table(entries)
     first = entries[0].results.summary["threats"]
     attack = next((t for t in first if t["kind"] == "attack"), None)

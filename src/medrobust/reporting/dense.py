@@ -11,40 +11,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from medrobust.reporting.entries import Entry, status
 from medrobust.reporting.tables import Table, format_level
-
-if TYPE_CHECKING:
-    from medrobust.reporting.comparison import Entry
-
-
-def dense_kind(summary: dict[str, Any]) -> str | None:
-    """``"segmentation"`` (clean ``dice``), ``"landmark"`` (clean ``mre``) or ``None`` (classification)."""
-    clean = summary.get("clean", {})
-    return "segmentation" if "dice" in clean else "landmark" if "mre" in clean else None
-
-
-def _sdr(clean: dict[str, Any]) -> str | None:
-    names = [k for k in clean if k.startswith("sdr@")]
-    return "sdr@2" if "sdr@2" in names else (names[0] if names else None)
-
-
-def headline_metrics(summary: dict[str, Any]) -> list[str]:
-    """The metrics tabulated per ε: ``dice`` (segmentation) or ``mre`` and one SDR (landmarks)."""
-    if dense_kind(summary) == "segmentation":
-        return ["dice"]
-    sdr = _sdr(summary.get("clean", {}))
-    return ["mre", *([sdr] if sdr else [])]
 
 
 def dense_comparison_table(entries: Sequence[Entry]) -> Table:
-    """One row per run (see the module docstring); ε and metrics from the first run's first attack."""
-    from medrobust.reporting.comparison import status
-
+    """One row per run (see the module docstring); ε from the first run's first attack, metrics from its task's
+    headline metrics (``dice``; ``mre`` and one SDR)."""
     first = entries[0].results.summary
     attack = next((t for t in first["threats"] if t["kind"] == "attack"), None)
-    metrics = headline_metrics(first)
+    metrics = _headline(entries[0])
     eps = [v for v in attack["levels"] if v > 0] if attack is not None else []
     header: list[str] = ["run", "method"]
     for m in metrics:
@@ -56,6 +34,12 @@ def dense_comparison_table(entries: Sequence[Entry]) -> Table:
     rows = [(*_row(e, attack, metrics, eps), e.epoch_seconds, status(e.results)) for e in entries]
     kinds = ["text", "text"] + ["value"] * (len(header) - 3) + ["text"]
     return Table(tuple(header), tuple(rows), tuple(kinds), "dense comparison")  # type: ignore[arg-type]
+
+
+def _headline(e: Entry) -> list[str]:
+    """The run's headline metrics that its results hold (an SDR radius may be missing)."""
+    clean = e.results.summary.get("clean", {})
+    return [m for m in e.results.capabilities.headline_metrics if m in clean]
 
 
 def _row(e: Entry, attack: dict[str, Any] | None, metrics: list[str], eps: list[float]) -> list[Any]:
@@ -81,14 +65,14 @@ def dense_plots(entries: Sequence[Entry], out: Path) -> list[Path]:
     from medrobust.reporting.plots import robustness_curves  # matplotlib: import on use
 
     first = entries[0].results.summary
-    if dense_kind(first) is None:
+    if not entries[0].results.capabilities.dense:
         return []
     runs = [(e.name, e.results) for e in entries]
     written = []
     for spec in first["threats"]:
         if spec["kind"] != "attack":
             continue
-        for m in headline_metrics(first):
+        for m in _headline(entries[0]):
             tag = "_".join(p for p in (m.replace("@", "at"), spec["threat"], spec["norm"]) if p)
             written.append(
                 robustness_curves(runs, out / f"{tag}.png", threat=spec["threat"], norm=spec["norm"], metric=m)

@@ -4,6 +4,7 @@
   value at ε = 0 and the majority-class rate as a dashed reference (a constant classifier's score).
 - :func:`reliability_diagram`: per-bin accuracy vs confidence of the clean top-label predictions (Guo et al.
   2017), with the calibration errors in the title and the bin counts below.
+- :func:`roc_curves`: ROC panels of binary scores (e.g. clean and under FGSM), each curve labelled with its AUC.
 """
 
 from __future__ import annotations
@@ -18,17 +19,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from medrobust.evaluation.outputs import RocCurve
 from medrobust.evaluation.results import Results
+from medrobust.metrics.classification import roc_auc_binary, roc_curve
 from medrobust.reporting.tables import format_level
 
 _NORM_TEXT = {"linf": "L∞", "l2": "L2"}
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def _save(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
 
 
@@ -115,3 +118,25 @@ def reliability_diagram(
 
 def _finite(v: object) -> bool:
     return isinstance(v, float) and math.isfinite(v)
+
+
+def roc_curves(panels: Sequence[tuple[str, Sequence[RocCurve]]], path: str | Path, *, title: str = "") -> Path:
+    """One ROC panel per ``(panel title, curves)``; each curve is labelled with its AUC. Returns the PNG path.
+
+    Shape:
+        each curve's targets and scores ``(N,)``; scores increase with the positive class (e.g. log-odds).
+    """
+    fig = Figure(figsize=(4.2 * len(panels), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, curves) in zip(axes, panels):
+        for i, (label, y, s) in enumerate(curves):
+            fpr, tpr, _ = roc_curve(y.numpy(), s.numpy())
+            auc = roc_auc_binary(y.numpy(), s.numpy())
+            ax.plot(fpr, tpr, lw=1.6, color=f"C{i}", label=f"{label} (AUC {auc:.3f})")
+        ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
+        ax.set(xlabel="1 − specificity (FPR)", ylabel="sensitivity (TPR)", title=name, xlim=(0, 1), ylim=(0, 1.01))
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(frameon=False, fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path, dpi=130)

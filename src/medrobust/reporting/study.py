@@ -4,8 +4,8 @@
   attack, and the mean accuracy over the levels of Gaussian, salt-and-pepper and speckle noise, in percent.
 - :func:`calibration_table` (their Table II): clean RMSCE in percent (Kumar et al.'s debiased estimator, the
   reference they cite) and mean predictive entropy in nats.
-- :func:`write_study`: prints both, saves them (.md/.csv/.tex) beside the published numbers, and draws one
-  reliability diagram per run on clean data and one under attack.
+- :func:`study_tables`: both, beside the published ones; :func:`write_study` saves them (.md/.csv/.tex) and draws
+  one reliability diagram per run on clean data and one under attack.
 
 Published numbers (ResNet-18, 41 epochs; METHODS §1.8) are in :data:`PUBLISHED_ACCURACY` and
 :data:`PUBLISHED_CALIBRATION`. A run whose clean accuracy is at or below the majority-class rate is flagged in
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from medrobust.reporting.comparison import Entry, status
+from medrobust.reporting.entries import Entry, status
 from medrobust.reporting.tables import Table, format_level
 
 NOISES = (("gaussian", "Gaussian"), ("salt_pepper", "S&P"), ("speckle", "Speckle"))
@@ -126,12 +126,14 @@ def reliability_figures(entries: Sequence[Entry], out: Path) -> list[Path]:
     return written
 
 
+def study_tables(entries: Sequence[Entry]) -> tuple[Table, Table, Table, Table]:
+    """The measured accuracy and calibration tables, then the published ones."""
+    return (accuracy_table(entries), calibration_table(entries), *published_tables())
+
+
 def write_study(entries: Sequence[Entry], out: Path) -> list[Path]:
-    """Print and save the study tables (measured and published) and the reliability diagrams."""
-    acc, cal = accuracy_table(entries), calibration_table(entries)
-    pub_acc, pub_cal = published_tables()
-    for table in (acc, cal, pub_acc, pub_cal):
-        print("\n" + table.to_markdown())
+    """Save the study tables (measured and published; see :func:`study_tables`) and the reliability diagrams."""
+    acc, cal, pub_acc, pub_cal = study_tables(entries)
     out.mkdir(parents=True, exist_ok=True)
     written = acc.save(out / "study_accuracy") + cal.save(out / "study_calibration")
     written += pub_acc.save(out / "published_accuracy") + pub_cal.save(out / "published_calibration")

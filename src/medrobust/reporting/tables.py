@@ -65,6 +65,22 @@ class Table:
     kinds: tuple[CellKind, ...]
     title: str = ""
 
+    @classmethod
+    def of(cls, header: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> Table:
+        """A table whose column kinds are inferred: ``"value"`` (4 decimals) where every cell is a float or missing,
+        else ``"text"``.
+
+        Example:
+            >>> print(Table.of(("run", "accuracy"), [("std", 0.93251), ("sat", None)]).to_markdown())
+            | run | accuracy |
+            |-----|---------:|
+            | std |   0.9325 |
+            | sat |        — |
+        """
+        text: CellKind = "text"
+        kinds = tuple(_inferred_kind(col) for col in zip(*rows)) if rows else (text,) * len(header)
+        return cls(tuple(header), tuple(tuple(r) for r in rows), kinds, title)
+
     def to_markdown(self) -> str:
         """Aligned Markdown (also readable as plain text); missing values show as ``—``."""
         cells = [list(self.header), *([_fmt(v, k, "—") for v, k in zip(r, self.kinds)] for r in self.rows)]
@@ -109,6 +125,10 @@ class Table:
             path.write_text(text, encoding="utf-8")
             paths.append(path)
         return paths
+
+
+def _inferred_kind(column: Sequence[Any]) -> CellKind:
+    return "value" if all(isinstance(v, float) or v is None for v in column) else "text"
 
 
 def _values(columns: Sequence[str]) -> tuple[CellKind, ...]:

@@ -18,7 +18,8 @@ import torch
 
 from medrobust.config import ExperimentConfig, load_config
 from medrobust.errors import ConfigError
-from medrobust.studies.scoring import Curve, binary_metrics, jsonable, outputs_under_fgsm, positive_scores
+from medrobust.evaluation.outputs import RocCurve, binary_metrics, threat_outputs
+from medrobust.evaluation.threats import ThreatSpec
 from medrobust.training.checkpoint import CHECKPOINT
 from medrobust.training.loop import resolve_device
 from medrobust.training.runs import CONFIG, METRICS, Run, load_run, train_run
@@ -133,12 +134,16 @@ def check_cell(folder: Path, config: ExperimentConfig) -> None:
 def evaluate(
     run: Run, data: Any, eps_list: Sequence[float], grid: Grid, batch_size: int, seed: int
 ) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
-    """Outputs and targets of ``run``'s model at each ε (0 = clean)."""
-    model = run.model.eval()
-    return {
-        e: outputs_under_fgsm(model, data, run.task, eps=e, norm=grid.norm, batch_size=batch_size, seed=seed)
-        for e in eps_list
-    }
+    """Outputs and targets of ``run``'s model (eval mode) at each ε (0 = clean); each ε is attacked by FGSM
+    independently from the clean input."""
+    eps = sorted({float(e) for e in eps_list if e > 0})
+    specs = [ThreatSpec.clean()] if 0 in eps_list else []
+    specs += [ThreatSpec.attack("fgsm", norm=grid.norm, eps=eps)] if eps else []
+    out: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+    for spec in specs:
+        outputs, targets = threat_outputs(run.model, data, run.task, spec, seed=seed, batch_size=batch_size)
+        out.update({level: (o, targets) for level, o in zip(spec.levels, outputs)})
+    return out
 
 
 def run_study(
@@ -170,7 +175,7 @@ def run_study(
     for note in rounding_notes(grid.percents, len(base.dataset("train"))):
         log(f"  note: {note}")
     before = evaluate(base, data, levels, grid, batch_size, seed)
-    curves: dict[float, dict[str, list[Curve]]] = {e: {"clean": [], "fgsm": []} for e in grid.eps}
+    curves: dict[float, dict[str, list[RocCurve]]] = {e: {"clean": [], "fgsm": []} for e in grid.eps}
     for e in grid.eps:
         _add_curves(curves[e], "before", base, before[0.0], before[e])
     before_rows = [_row(base, "before", 0.0, e, before[0.0], before[e]) for e in grid.eps]
@@ -204,11 +209,12 @@ def _row(run: Run, stage: str, percent: float, eps: float, clean: Any, adv: Any)
         "stage": stage,
         "percent": percent,
         "eps": eps,
-        **{f"clean_{k}": v for k, v in jsonable(c).items()},
-        **{f"fgsm_{k}": v for k, v in jsonable(a).items()},
+        **{f"clean_{k}": v for k, v in c.items()},
+        **{f"fgsm_{k}": v for k, v in a.items()},
     }
 
 
-def _add_curves(target: dict[str, list[Curve]], label: str, run: Run, clean: Any, adv: Any) -> None:
-    target["clean"].append((label, clean[1], positive_scores(run.task, clean[0])))
-    target["fgsm"].append((label, adv[1], positive_scores(run.task, adv[0])))
+def _add_curves(target: dict[str, list[RocCurve]], label: str, run: Run, clean: Any, adv: Any) -> None:
+    """ROC inputs: targets as the positive class and the log-odds of the positive class (no saturated ties)."""
+    for key, (outputs, targets) in (("clean", clean), ("fgsm", adv)):
+        target[key].append((label, (targets == run.task.positive_class).long(), run.task.log_odds(outputs).cpu()))

@@ -22,11 +22,12 @@ from medrobust.config import ExperimentConfig
 from medrobust.data.base import ArrayDataset
 from medrobust.data.mrnet import mrnet
 from medrobust.errors import ConfigError, DataError
+from medrobust.evaluation.outputs import RocCurve, binary_metrics, threat_outputs
+from medrobust.evaluation.threats import ThreatSpec
 from medrobust.runtime import model_device
 from medrobust.studies.fusion import LogisticFusion
-from medrobust.studies.scoring import Curve, binary_metrics, jsonable
 from medrobust.training.checkpoint import CHECKPOINT
-from medrobust.training.loop import predict, resolve_device
+from medrobust.training.loop import resolve_device
 from medrobust.training.runs import METRICS, Run, load_run, train_run
 
 Log = Callable[[str], None]
@@ -94,7 +95,8 @@ def _plane_logits(
     """``(N, P)`` logits of each plane model on the aligned exams."""
     cols = []
     for m, r in zip(models, rows):
-        out, _ = predict(m.run.model, getattr(m, split), batch_size=batch_size, device=device)
+        (out,), _ = threat_outputs(m.run.model, getattr(m, split), m.run.task, ThreatSpec.clean(),
+                                   batch_size=batch_size, device=device)  # fmt: skip
         cols.append(out.reshape(-1)[r])
     return torch.stack(cols, dim=1)
 
@@ -126,7 +128,7 @@ def fgsm_on_fused(
 
 
 def _metrics(logits: Tensor, y: Tensor, run: Run) -> dict[str, Any]:
-    return jsonable(binary_metrics(run.task, logits.detach().reshape(-1, 1), y))
+    return binary_metrics(run.task, logits.detach().reshape(-1, 1), y)
 
 
 def fuse_task(
@@ -161,7 +163,7 @@ def fuse_task(
         fused = fusion.decision_function(torch.sigmoid(logits.double())).float()
         per = {m.plane: _metrics(logits[:, i], y, m.run) for i, m in enumerate(models)}
         result[name] = {**per, "fused": _metrics(fused, y, models[0].run)}
-        curves: list[Curve] = [(m.plane, y, logits[:, i]) for i, m in enumerate(models)]
+        curves: list[RocCurve] = [(m.plane, y, logits[:, i]) for i, m in enumerate(models)]
         result["curves"][name] = [*curves, ("fused", y, fused.detach())]
     return result
 

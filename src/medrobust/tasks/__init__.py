@@ -12,7 +12,6 @@ from medrobust.tasks.segmentation import SegmentationTask
 
 DenseTask = SegmentationTask | LandmarkTask
 AnyTask = ClassificationTask | SegmentationTask | LandmarkTask
-DENSE_KINDS = ("segmentation", "landmark")
 
 
 def task_from_dict(state: dict[str, Any]) -> AnyTask:
@@ -29,7 +28,6 @@ def task_from_dict(state: dict[str, Any]) -> AnyTask:
 
 
 __all__ = [
-    "DENSE_KINDS",
     "AnyTask",
     "ClassificationTask",
     "DenseTask",

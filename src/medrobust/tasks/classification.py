@@ -51,6 +51,26 @@ class ClassificationTask:
             raise ConfigError(f"{len(self.class_names)} class names for {self.num_classes} classes")
 
     @property
+    def dense(self) -> bool:
+        """False: one prediction per sample."""
+        return False
+
+    @property
+    def headline_metrics(self) -> tuple[str, ...]:
+        """``("accuracy",)``."""
+        return ("accuracy",)
+
+    @property
+    def calibrated(self) -> bool:
+        """True: class probabilities per sample (RMSCE, ECE, entropy, reliability diagrams)."""
+        return True
+
+    @property
+    def has_majority_rate(self) -> bool:
+        """True: the majority-class rate is the baseline a constant classifier reaches."""
+        return True
+
+    @property
     def single_logit(self) -> bool:
         """True for a binary task with one logit."""
         return self.kind == "binary" and self.binary_logits == 1

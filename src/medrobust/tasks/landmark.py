@@ -17,6 +17,7 @@ from torch import Tensor
 
 from medrobust.errors import ConfigError, DataError
 from medrobust.metrics import landmark as L
+from medrobust.tasks.base import sdr_headline
 
 _PAD = -1e4  # heatmap value outside the image (zero softmax weight without inf arithmetic)
 
@@ -63,6 +64,26 @@ class LandmarkTask:
         if self.window < 0:
             raise ConfigError(f"landmark task: window must be >= 0, got {self.window}")
         object.__setattr__(self, "radii", tuple(float(r) for r in self.radii))
+
+    @property
+    def dense(self) -> bool:
+        """True: heatmaps per sample; ``accuracy`` is the rate of error ≤ ``tau``."""
+        return True
+
+    @property
+    def headline_metrics(self) -> tuple[str, ...]:
+        """``mre`` and one SDR (``sdr@2`` when 2 is one of the radii, else the first radius)."""
+        return ("mre", sdr_headline(self.radii))
+
+    @property
+    def calibrated(self) -> bool:
+        """False: no per-sample class probabilities."""
+        return False
+
+    @property
+    def has_majority_rate(self) -> bool:
+        """False: there is no majority class."""
+        return False
 
     @property
     def output_dim(self) -> int:

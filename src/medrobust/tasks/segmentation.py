@@ -60,6 +60,26 @@ class SegmentationTask:
             raise ConfigError("dice_weight and ce_weight must be >= 0 and not both 0")
 
     @property
+    def dense(self) -> bool:
+        """True: a label map per sample; ``accuracy`` is the rate of Dice ≥ ``tau``."""
+        return True
+
+    @property
+    def headline_metrics(self) -> tuple[str, ...]:
+        """``("dice",)``."""
+        return ("dice",)
+
+    @property
+    def calibrated(self) -> bool:
+        """False: no per-sample class probabilities."""
+        return False
+
+    @property
+    def has_majority_rate(self) -> bool:
+        """False: there is no majority class."""
+        return False
+
+    @property
     def output_dim(self) -> int:
         """Output channels the model must produce (one logit map per class)."""
         return self.num_classes

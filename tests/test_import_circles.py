@@ -10,20 +10,8 @@ import ast
 import sys
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "medrobust"
-# Known and owned by another change (a training method loads a run folder from disk); remove once it is gone.
-METHODS_CIRCLE = frozenset(
-    {
-        "medrobust.methods",
-        "medrobust.methods.adaptive_margin",
-        "medrobust.methods.amat",
-        "medrobust.methods.loss_threshold",
-        "medrobust.training.runs",
-    }
-)
 
 
 def _module(path: Path) -> str:
@@ -107,11 +95,6 @@ def test_the_graph_counts_imports_inside_functions_and_type_checking_blocks() ->
     assert "medrobust.evaluation.results" in graph["medrobust.reporting.tables"]
 
 
-def test_no_import_circles_besides_the_known_methods_one() -> None:
-    found = [c for c in circles(import_graph(SRC / PACKAGE)) if c != METHODS_CIRCLE]
+def test_no_import_circles() -> None:
+    found = circles(import_graph(SRC / PACKAGE))
     assert not found, "import circles: " + "; ".join(" <-> ".join(sorted(c)) for c in found)
-
-
-@pytest.mark.xfail(strict=True, reason="known circle methods → training.runs → methods; fixed on another branch")
-def test_no_methods_circle() -> None:
-    assert METHODS_CIRCLE not in circles(import_graph(SRC / PACKAGE))

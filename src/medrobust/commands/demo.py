@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from medrobust.commands._common import CLEAN_METRICS, epoch_line
-from medrobust.commands.evaluate import threats_from_args
 from medrobust.config import ExperimentConfig
 from medrobust.errors import ConfigError
 from medrobust.evaluation.compare import compare
+from medrobust.evaluation.threats import ThreatSpec, parse_levels, parse_noise
 from medrobust.reporting.tables import Table
 from medrobust.training.runs import METRICS, train_run
 
@@ -111,11 +111,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     folders = train_all(plan, out, not args.no_progress)
     print("\n" + clean_table(folders).to_markdown())
-    grid = argparse.Namespace(
-        attack=["pgd"], norm="l2", eps=plan.eps, steps=plan.steps, rel_step=None, loss="ce", restarts=1,
-        noise=[plan.noise],
-    )  # fmt: skip
-    threats = threats_from_args(grid)
+    pgd = ThreatSpec.attack("pgd", norm="l2", eps=parse_levels(plan.eps), steps=plan.steps, loss="ce", restarts=1)
+    threats = [pgd, parse_noise(plan.noise)]
     result = compare(folders, threats, out / "comparison", n=plan.eval_n, batch_size=250, seed=0, reuse=False,
                      progress=not args.no_progress, log=print)  # fmt: skip
     print("\n" + result.table.to_markdown())

@@ -27,6 +27,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="results file (default: RUN_DIR/results.json); tables and plots go beside it")
 
 
+GRADIENT_STEP_DEFAULTS = {"pgd": 20, "ifgsm": 20}  # the CLI's PGD default; APGD/AutoAttack keep their own 100
+
+
 def add_threat_arguments(p: argparse.ArgumentParser) -> None:
     """The threat-grid and evaluation options shared by ``evaluate`` and ``compare``."""
     p.add_argument(
@@ -38,7 +41,9 @@ def add_threat_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--norm", default="linf", choices=("linf", "l2"), help="attack norm (default: linf)")
     p.add_argument("--eps", help=f"comma-separated ε list, fractions allowed (default linf: {DEFAULT_EPS['linf']}; "
                    f"l2: {DEFAULT_EPS['l2']})")  # fmt: skip
-    p.add_argument("--steps", type=int, default=20, help="attack steps (default: 20)")
+    p.add_argument("--steps", type=int, help="attack steps (default: 20 for pgd/ifgsm; apgd/autoattack: 100)")
+    p.add_argument("--queries", type=int, help="Square queries (square, autoattack; default 5000)")
+    p.add_argument("--aa-version", choices=("standard", "plus"), help="AutoAttack version (default: standard)")
     p.add_argument(
         "--rel-step", type=float, help="step = REL_STEP·ε/steps (default 2.5, Madry; IMA's protocol: 10 with 100 steps)"
     )
@@ -65,12 +70,14 @@ def threats_from_args(args: argparse.Namespace) -> list[ThreatSpec]:
     threats = []
     if names != ["none"]:
         eps = parse_levels(args.eps or DEFAULT_EPS[args.norm])
-        wanted = {"steps": args.steps, "loss": parse_loss(args.loss), "restarts": args.restarts}
-        if args.rel_step is not None:
-            wanted["rel_step"] = args.rel_step
+        given = {"steps": args.steps, "rel_step": args.rel_step, "queries": args.queries, "version": args.aa_version}
+        wanted = {"loss": parse_loss(args.loss), "restarts": args.restarts}
+        wanted.update({k: v for k, v in given.items() if v is not None})
         for name in names:
             params = inspect.signature(ATTACKS.get(name).factory).parameters
             options = {k: v for k, v in wanted.items() if k in params}
+            if name in GRADIENT_STEP_DEFAULTS and "steps" not in options:
+                options["steps"] = GRADIENT_STEP_DEFAULTS[name]
             threats.append(ThreatSpec.attack(name, norm=args.norm, eps=eps, **options))
     for text in args.noise:
         spec = parse_noise(text)
@@ -84,8 +91,8 @@ def threats_from_args(args: argparse.Namespace) -> list[ThreatSpec]:
 def check_args(args: argparse.Namespace) -> None:
     if args.rel_step is not None and not args.rel_step > 0:
         raise ConfigError(f"--rel-step must be > 0, got {args.rel_step}")
-    for flag in ("steps", "restarts", "batch_size"):
-        if getattr(args, flag) < 1:
+    for flag in ("steps", "restarts", "batch_size", "queries"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     if args.n is not None and args.n < 1:
         raise ConfigError(f"--n must be >= 1, got {args.n}")

@@ -21,7 +21,9 @@ from tqdm.auto import tqdm
 
 from medrobust.corruptions import CORRUPTIONS
 from medrobust.errors import ConfigError
+from medrobust.evaluation import attack_checks as A
 from medrobust.evaluation import checks as C
+from medrobust.evaluation.attack_checks import AttackAudit, breakdown_rows
 from medrobust.evaluation.results import Results, json_safe
 from medrobust.evaluation.summary import summarize
 from medrobust.evaluation.sweep import build_attack, pgd_sweep
@@ -101,6 +103,7 @@ class _GridOutput:
     clean_outputs: Tensor | None = None
     clean_probs: Tensor | None = None
     reliability: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # attack label → bins per ε
+    audits: dict[str, AttackAudit] = field(default_factory=dict)  # attack label → adversarial-point statistics
 
 
 def _grid(threats: Sequence[ThreatSpec]) -> list[ThreatSpec]:
@@ -118,12 +121,18 @@ def _run_grid(
 ) -> _GridOutput:  # fmt: skip
     res = _GridOutput()
     for i, spec in enumerate(grid):
-        outputs = spec_outputs(model, task, spec, batches, dev, _generator(seed, i, dev), bar, reuse=not task.dense)
+        audit = AttackAudit(str(spec.norm), spec.levels) if spec.kind == "attack" else None
+        outputs = spec_outputs(
+            model, task, spec, batches, dev, _generator(seed, i, dev), bar, reuse=not task.dense, audit=audit
+        )
         if spec.kind == "clean":
             probs = _probabilities(task, outputs[0]) if task.calibrated else None  # none for per-pixel outputs
             res.clean_outputs, res.clean_probs = outputs[0], probs
         for level, out in zip(spec.levels, outputs):
             res.rows += metric_rows(task, spec, level, out, targets)
+        if audit is not None and res.clean_outputs is not None:
+            res.audits[spec.threat] = audit
+            res.rows += breakdown_rows(spec.threat, audit, task.correct(res.clean_outputs, targets))
         if spec.kind == "attack":
             res.curves.append(_curve(task, spec, outputs, targets))
             if res.clean_probs is not None:  # reliability diagrams under attack (not for dense tasks)
@@ -133,14 +142,15 @@ def _run_grid(
 
 def spec_outputs(
     model: nn.Module, task: Task, spec: ThreatSpec, batches: list[Batch], dev: torch.device, gen: torch.Generator,
-    bar: Any, *, reuse: bool,
+    bar: Any, *, reuse: bool, audit: AttackAudit | None = None,
 ) -> list[Tensor]:  # fmt: skip
     """Outputs of ``model`` (already in eval mode on ``dev``) under ``spec``, one ``(N, *)`` CPU tensor per level;
-    ``bar`` ticks once per batch and pass. ``reuse``: attack the ε list as one sweep (see :func:`_attack_outputs`)."""
+    ``bar`` ticks once per batch and pass. ``reuse``: attack the ε list as one sweep (see :func:`_attack_outputs`);
+    ``audit`` collects the adversarial points' statistics."""
     if spec.kind == "clean":
         return [torch.cat([_forward(model, x) for x, _ in _tick(batches, bar, dev)])]
     if spec.kind == "attack":
-        return _attack_outputs(model, task, spec, _tick(batches, bar, dev), gen, reuse=reuse)
+        return _attack_outputs(model, task, spec, _tick(batches, bar, dev), gen, reuse=reuse, audit=audit)
     corruption = CORRUPTIONS.create(spec.name, **spec.options)
     return [
         torch.cat([_forward(model, corruption(x, v, generator=gen)) for x, _ in _tick(batches, bar, dev)])
@@ -149,8 +159,9 @@ def spec_outputs(
 
 
 def _attack_outputs(
-    model: nn.Module, task: Task, spec: ThreatSpec, batches: Iterable[Batch], gen: torch.Generator, *, reuse: bool
-) -> list[Tensor]:
+    model: nn.Module, task: Task, spec: ThreatSpec, batches: Iterable[Batch], gen: torch.Generator, *, reuse: bool,
+    audit: AttackAudit | None = None,
+) -> list[Tensor]:  # fmt: skip
     """Model outputs at the adversarial points, one ``(N, *)`` CPU tensor per ε.
 
     ``reuse`` sweeps the ε list per batch with early stopping, keeping a sample broken at a smaller ε. Dense tasks
@@ -160,10 +171,12 @@ def _attack_outputs(
     """
     attack = build_attack(spec.name, norm=str(spec.norm), early_stop=reuse, **spec.options)
     sweep = pgd_sweep if reuse else _independent_sweep
-    per_batch = [
-        [r.output.cpu() for r in sweep(model, x, y, task=task, attack=attack, eps_list=spec.levels, generator=gen)]
-        for x, y in batches
-    ]
+    per_batch = []
+    for x, y in batches:
+        results = sweep(model, x, y, task=task, attack=attack, eps_list=spec.levels, generator=gen)
+        for k, r in enumerate(results if audit is not None else []):
+            audit.add(k, x, r.x_adv, r.output, r.details)  # type: ignore[union-attr]
+        per_batch.append([r.output.cpu() for r in results])
     return [torch.cat([b[k] for b in per_batch]) for k in range(len(spec.levels))]
 
 
@@ -217,6 +230,9 @@ def _checks(
     if task.calibrated:  # class probabilities per sample come from logits
         out.append(C.check_logits(grid.clean_outputs, independent=independent))
     out.append(C.check_gradients(model, task, x_all, y_all))
+    out += [A.check_deterministic(model, x_all), A.check_gradient_free_forward(model, x_all)]
+    for threat, audit in grid.audits.items():
+        out += [c for c in (A.check_perturbations(threat, audit), A.check_square_vs_gradient(threat, audit)) if c]
     attack_curves = grid.curves
     for curve in attack_curves:
         out += [c for c in (C.check_eps_zero(curve, clean_acc, n), C.check_monotone(curve)) if c is not None]

@@ -77,6 +77,7 @@ def pgd_sweep(
     x_adv = x.detach().clone()
     fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     output: Tensor | None = None
+    details: dict[str, Any] = {}  # a cascade's breakdown, carried like x_adv
     results: list[AttackResult] = []
     for e, gen in zip(eps, gens):
         todo = (~fooled).nonzero().squeeze(1)
@@ -92,6 +93,18 @@ def pgd_sweep(
             output[todo] = r.output.detach()
             fooled[todo] = r.fooled
             steps = int(r.steps_run)
+            _carry_breakdown(details, r.details, todo, len(x))
         assert output is not None  # set at the first ε, where no sample is fooled yet
-        results.append(AttackResult(x_adv=x_adv.clone(), fooled=fooled.clone(), output=output.clone(), steps_run=steps))
+        extra = {k: v.clone() if isinstance(v, Tensor) else v for k, v in details.items()}
+        results.append(AttackResult(x_adv.clone(), fooled.clone(), output.clone(), steps, extra))
     return results
+
+
+def _carry_breakdown(carried: dict[str, Any], new: dict[str, Any], todo: Tensor, n: int) -> None:
+    """Write an AutoAttack result's ``broken_by`` for rows ``todo`` into the sweep's full-size record."""
+    if "broken_by" not in new:
+        return
+    if "broken_by" not in carried:
+        carried["broken_by"] = torch.full((n,), -1, dtype=torch.long, device=todo.device)
+    carried["broken_by"][todo] = new["broken_by"]
+    carried["members"] = new["members"]

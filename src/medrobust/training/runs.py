@@ -41,6 +41,7 @@ class Run:
     model: nn.Module
     task: Any  # an AnyTask (classification, segmentation or landmark); Any so callers need not narrow it
     history: list[dict[str, Any]]
+    info: data.DatasetInfo | None = None  # the training split's description, as saved in the checkpoint
 
     @property
     def name(self) -> str:
@@ -62,12 +63,22 @@ def build_model(
 ) -> nn.Module:
     """The model of ``config`` for data described by ``info`` (normalisation statistics from ``train``)."""
     mean, std = _normalisation(config.model.normalize, info.channels, train)
+    return models.create(
+        config.model.name,
+        in_channels=info.channels,
+        num_outputs=task.output_dim,
+        mean=mean,
+        std=std,
+        **model_options(config, info),
+    )
+
+
+def model_options(config: ExperimentConfig, info: data.DatasetInfo) -> dict[str, Any]:
+    """``config.model.options`` with ``spatial_dims=3`` for volumes unless set."""
     options = dict(config.model.options)
     if len(info.spatial) == 3:
         options.setdefault("spatial_dims", 3)
-    return models.create(
-        config.model.name, in_channels=info.channels, num_outputs=task.output_dim, mean=mean, std=std, **options
-    )
+    return options
 
 
 def _normalisation(mode: str, channels: int, train: ArrayDataset | None) -> tuple[list[float], list[float]]:
@@ -195,7 +206,7 @@ def load_run(path: str | Path, *, device: str = "cpu") -> Run:
     model = build_model(config, info, task, None)
     model.load_state_dict(state["model"])
     model.to(device).eval()
-    return Run(ckpt.parent, config, model, task, list(state.get("history", [])))
+    return Run(ckpt.parent, config, model, task, list(state.get("history", [])), info)
 
 
 def load_model(path: str | Path, *, device: str = "cpu") -> nn.Module:

@@ -24,6 +24,7 @@ from medrobust.evaluation import (
 from medrobust.evaluation.summary import DENSE_PREFIXES
 from medrobust.reporting import format_level, metrics_table, threat_table
 from medrobust.reporting.tables import DEFAULT_METRICS
+from medrobust.training.lock import run_lock
 from medrobust.training.loop import resolve_device
 from medrobust.training.runs import Run, load_run
 
@@ -123,9 +124,10 @@ def run(args: argparse.Namespace) -> int:
     threats = threats_from_args(args)
     device = resolve_device(args.device)
     run_ = load_run(args.run_dir, device=str(device))
-    results = evaluate_run(run_, threats, args, device)
     out = Path(args.json) if args.json else run_.path / "results.json"
-    written = write_outputs(results, out, run_.name)
+    with run_lock(out.parent, "evaluate"):  # one writer per folder: not while it trains or is evaluated
+        results = evaluate_run(run_, threats, args, device)
+        written = write_outputs(results, out, run_.name)
     for spec in results.summary["threats"]:
         metrics = table_metrics(results, TABLE_METRICS)
         print("\n" + threat_table(results, spec["threat"], spec["norm"], metrics).to_markdown())

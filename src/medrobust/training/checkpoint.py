@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medrobust.errors import DataError
+from medrobust.errors import DataError, WriteError
 
 CHECKPOINT = "checkpoint.pt"
 # The only globals a checkpoint of the first format (NumPy's RNG state as a uint32 array) needs, by the names
@@ -37,17 +37,29 @@ _NUMPY_GLOBALS: dict[str, Any] = {
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    Raises:
+        WriteError: one line if the write fails (disk full, file-size limit, read-only folder); ``path`` then
+            still holds its previous content (or does not exist) and no temporary file is left behind.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise WriteError(
+                f"could not write {path} ({e.strerror or e}); its previous version is intact: "
+                "free disk space or choose a writable folder, then run again"
+            ) from None
         raise
 
 

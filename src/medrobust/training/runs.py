@@ -23,6 +23,7 @@ from medrobust.methods import METHODS
 from medrobust.registry import check_options
 from medrobust.tasks import AnyTask, task_from_dict
 from medrobust.training.checkpoint import CHECKPOINT, atomic_write_text, load_checkpoint
+from medrobust.training.lock import run_lock
 from medrobust.training.loop import Callback, History, fit, predict, resolve_device
 from medrobust.training.optim import build_optimizer, build_scheduler
 
@@ -109,9 +110,19 @@ def channel_mean_std(images: torch.Tensor, chunk: int = 256) -> tuple[list[float
 def train_run(
     config: ExperimentConfig, out: str | Path, *, resume: bool = False, callbacks: tuple[Callback, ...] = ()
 ) -> tuple[Run, History]:
-    """Train ``config`` into run folder ``out`` (continuing it with ``resume=True``)."""
+    """Train ``config`` into run folder ``out`` (continuing it with ``resume=True``).
+
+    The folder is locked while training: a second ``train_run`` or ``evaluate`` aimed at it is refused.
+    """
     out = Path(out)
     check_names(config)
+    with run_lock(out, "train"):
+        return _train_locked(config, out, resume, callbacks)
+
+
+def _train_locked(
+    config: ExperimentConfig, out: Path, resume: bool, callbacks: tuple[Callback, ...]
+) -> tuple[Run, History]:
     _check_resume(config, out, resume)
     device = resolve_device(config.train.device)
     train = load_split(config, "train")

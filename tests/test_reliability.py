@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import resource
 import signal
@@ -108,3 +109,41 @@ def test_a_failed_write_is_a_one_line_error_and_leaves_nothing(tmp_path: Path, m
     assert "\n" not in str(info.value) and isinstance(info.value, OSError)
     assert torch.equal(ckpt.load_checkpoint(p)["model"]["w"], torch.ones(2))
     assert [f.name for f in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_threads_option_sets_records_and_restores_torch_threads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    torch.set_num_threads(2)
+    try:
+        assert main(train_args(out, 1, "--threads", "1")) == 0
+        assert torch.get_num_threads() == 2
+        assert main(["evaluate", str(out), "--eps", "0,1/255", "--steps", "2", "--n", "8", "--threads", "1",
+                     "--no-progress"]) == 0  # fmt: skip
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["provenance"]["threads"] == 1 and metrics["provenance"]["cpu_capability"]
+    assert "threads: 1" in (out / "config.yaml").read_text()
+    versions = json.loads((out / "results.json").read_text())["versions"]
+    assert versions["threads"] == 1 and {"cpu_capability", "blas", "cpu", "torch"} <= versions.keys()
+    capsys.readouterr()
+    assert main(train_args(tmp_path / "bad", 1, "--threads", "-1")) == 2
+    assert "threads must be ≥ 0" in capsys.readouterr().err
+
+
+def test_out_must_be_a_run_an_empty_folder_or_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "holiday.jpg").write_bytes(b"\xff\xd8")
+    assert main(train_args(photos, 1)) == 2
+    err = capsys.readouterr().err
+    assert "is not empty and is not a medrobust run" in err and "--force" in err and err.count("\n") == 1
+    assert [p.name for p in photos.iterdir()] == ["holiday.jpg"]  # nothing written, not even a lock
+    (tmp_path / "file").write_text("x")
+    assert main(train_args(tmp_path / "file", 1)) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main(train_args(photos, 1, "--force")) == 0
+    assert (photos / "holiday.jpg").read_bytes() == b"\xff\xd8" and (photos / ckpt.CHECKPOINT).is_file()

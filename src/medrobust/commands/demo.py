@@ -22,7 +22,7 @@ from medrobust.config import ExperimentConfig
 from medrobust.errors import ConfigError
 from medrobust.reporting.tables import CellKind, Table
 from medrobust.training.loop import resolve_device
-from medrobust.training.runs import METRICS, load_run, train_run
+from medrobust.training.runs import METRICS, is_run_folder, load_run, train_run
 
 NAME = "demo"
 HELP = "train standard, SAT and IMA small CNNs on the embedded phantom-ct data and compare their robustness"
@@ -80,7 +80,7 @@ def clear_run_folder(path: Path) -> None:
     """Delete an earlier demo run in ``path``; refuse to delete a folder that is not a medrobust run."""
     if not path.exists():
         return
-    if not (path / "config.yaml").exists() and any(path.iterdir()):
+    if not is_run_folder(path) and any(path.iterdir()):
         raise ConfigError(f"{path} exists and is not a medrobust run; choose another --out")
     shutil.rmtree(path)
 

@@ -24,6 +24,7 @@ from medrobust.evaluation import (
 from medrobust.evaluation.summary import DENSE_PREFIXES
 from medrobust.reporting import format_level, metrics_table, threat_table
 from medrobust.reporting.tables import DEFAULT_METRICS
+from medrobust.runtime import num_threads
 from medrobust.training.lock import run_lock
 from medrobust.training.loop import resolve_device
 from medrobust.training.runs import Run, load_run
@@ -39,6 +40,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'medrobust train' (or its checkpoint.pt)")
     add_threat_arguments(p)
     p.add_argument("--json", help="results file (default: RUN_DIR/results.json); tables and plots go beside it")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: one per core)")
 
 
 def add_threat_arguments(p: argparse.ArgumentParser) -> None:
@@ -125,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     run_ = load_run(args.run_dir, device=str(device))
     out = Path(args.json) if args.json else run_.path / "results.json"
-    with run_lock(out.parent, "evaluate"):  # one writer per folder: not while it trains or is evaluated
+    with run_lock(run_.path, "evaluate"), num_threads(args.threads):  # not while the run trains or is evaluated
         results = evaluate_run(run_, threats, args, device)
         written = write_outputs(results, out, run_.name)
     for spec in results.summary["threats"]:

@@ -28,7 +28,7 @@ from medrobust.evaluation.summary import summarize
 from medrobust.evaluation.sweep import build_attack, pgd_sweep
 from medrobust.evaluation.threats import ThreatSpec
 from medrobust.metrics import calibration as cal
-from medrobust.runtime import eval_mode, model_device
+from medrobust.runtime import eval_mode, model_device, provenance
 from medrobust.tasks import DENSE_KINDS
 from medrobust.tasks.base import Task
 
@@ -271,12 +271,18 @@ def _task_dict(task: Task) -> dict[str, Any]:
     return {"kind": task.kind}
 
 
-def versions() -> dict[str, str]:
-    """Versions of medrobust, torch, numpy and Python."""
+def versions() -> dict[str, Any]:
+    """Versions of medrobust, torch, numpy and Python, and the :func:`~medrobust.runtime.provenance` of the run."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         mine = version("medrobust")
     except PackageNotFoundError:
         mine = "unknown"
-    return {"medrobust": mine, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    return {
+        "medrobust": mine,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        **provenance(),
+    }

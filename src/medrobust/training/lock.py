@@ -1,6 +1,6 @@
 """One writer per run folder: an advisory lock that the operating system drops when its holder ends.
 
-``train`` and ``evaluate`` hold the lock of the run folder they write; a second one aimed at the same folder is
+``train`` and ``evaluate`` hold the lock of the run folder they work on; a second one aimed at the same folder is
 refused with a one-line :class:`ConfigError` naming the holder. The lock is ``flock`` on ``.medrobust.lock``
 (``msvcrt.locking`` on Windows), so a crashed or killed process never leaves it stuck: the file may stay, the
 lock does not.

@@ -21,16 +21,17 @@ from medrobust.data.base import ArrayDataset
 from medrobust.errors import ConfigError, DataError
 from medrobust.methods import METHODS
 from medrobust.registry import check_options
+from medrobust.runtime import num_threads, provenance
 from medrobust.tasks import AnyTask, task_from_dict
 from medrobust.training.checkpoint import CHECKPOINT, atomic_write_text, load_checkpoint
-from medrobust.training.lock import run_lock
+from medrobust.training.lock import LOCK, run_lock
 from medrobust.training.loop import Callback, History, fit, predict, resolve_device
 from medrobust.training.optim import build_optimizer, build_scheduler
 
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
 # Settings that may change between an interrupted run and its --resume.
-RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("train", "device")}
+RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("train", "device"), ("train", "threads")}
 
 
 @dataclass
@@ -108,15 +109,22 @@ def channel_mean_std(images: torch.Tensor, chunk: int = 256) -> tuple[list[float
 
 
 def train_run(
-    config: ExperimentConfig, out: str | Path, *, resume: bool = False, callbacks: tuple[Callback, ...] = ()
+    config: ExperimentConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    callbacks: tuple[Callback, ...] = (),
+    force: bool = False,
 ) -> tuple[Run, History]:
     """Train ``config`` into run folder ``out`` (continuing it with ``resume=True``).
 
-    The folder is locked while training: a second ``train_run`` or ``evaluate`` aimed at it is refused.
+    The folder is locked while training: a second ``train_run`` or ``evaluate`` aimed at it is refused. A
+    non-empty ``out`` that is not a medrobust run is refused unless ``force`` (its files are then left as they are).
     """
     out = Path(out)
     check_names(config)
-    with run_lock(out, "train"):
+    check_out_folder(out, force)
+    with num_threads(config.train.threads), run_lock(out, "train"):
         return _train_locked(config, out, resume, callbacks)
 
 
@@ -161,9 +169,28 @@ def _train_locked(
     model.eval()
     test = load_split(config, "test")
     outputs, targets = predict(model, test, batch_size=t.eval_batch_size, device=device)
-    metrics = {"split": "test", "n": len(test), **task.metrics(outputs, targets)}
+    metrics = {"split": "test", "n": len(test), **task.metrics(outputs, targets), "provenance": provenance()}
     atomic_write_text(out / METRICS, json.dumps(metrics, indent=2))
     return Run(out, config, model, task, history.records), history
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` holds a medrobust run (its ``config.yaml`` or ``checkpoint.pt``)."""
+    return (path / CONFIG).is_file() or (path / CHECKPOINT).is_file()
+
+
+def check_out_folder(out: Path, force: bool = False) -> None:
+    """Refuse to write a run into ``out`` if it is a file, or a non-empty folder that is not a run (unless ``force``).
+
+    Raises:
+        ConfigError: one line saying what ``out`` is and what to do.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; choose a folder")
+    if force or not out.exists() or is_run_folder(out):
+        return
+    if any(p.name != LOCK for p in out.iterdir()):
+        raise ConfigError(f"--out {out} is not empty and is not a medrobust run; choose another folder or pass --force")
 
 
 def check_names(config: ExperimentConfig) -> None:

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.medrobust-installed
 # torch==2.13.0 is the CPU build on machines without an NVIDIA GPU here; override with `make TORCH=torch ...`.
 TORCH ?= $(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then echo torch; else echo torch==2.13.0; fi)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean print-torch
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_phantom.py
 	$(PY) benchmarks/bench_attacks.py
+
+print-torch:  # the torch requirement the targets above install (used by .ci/run's fresh no-extras install)
+	@echo "$(TORCH)"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,8 @@
-"""The ``medrobust`` command: ``demo``, ``train``, ``evaluate``, ``compare``, ``list``.
+"""The ``medrobust`` command: ``demo``, ``train``, ``evaluate``, ``compare``, ``export``, ``list``.
 
-User errors (:class:`~medrobust.errors.MedrobustError`) print one line and exit with status 2, without a
-traceback; argparse usage errors also exit 2.
+User errors (:class:`~medrobust.errors.MedrobustError`) and failures of the machine (``OSError``: disk full, a
+file-size limit, a read-only folder) print one line and exit with status 2, without a traceback; argparse usage
+errors also exit 2.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from medrobust import __version__
 from medrobust.errors import MedrobustError
 
-COMMANDS = ("demo", "train", "evaluate", "compare", "list", "mrnet", "fgsm_study")
+COMMANDS = ("demo", "train", "evaluate", "compare", "export", "list", "mrnet", "fgsm_study")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except MedrobustError as e:
+        print(f"medrobust {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, file-size limit, read-only or missing folder: the machine, not a bug
         print(f"medrobust {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -61,7 +61,8 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """Loop settings. ``init`` names a run folder or checkpoint whose weights start the training."""
+    """Loop settings. ``init`` names a run folder or checkpoint whose weights start the training; ``threads``
+    sets torch's CPU threads (0: torch's default, one per core)."""
 
     epochs: int = 5
     batch_size: int = 64
@@ -71,6 +72,7 @@ class TrainConfig:
     amp: bool = True
     progress: bool = True
     init: str | None = None
+    threads: int = 0
 
 
 @dataclass

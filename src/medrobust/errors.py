@@ -25,3 +25,7 @@ class UnknownNameError(MedrobustError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class WriteError(MedrobustError, OSError):
+    """A file could not be written (disk full, file-size limit, read-only folder); its previous version is intact."""

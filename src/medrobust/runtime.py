@@ -1,4 +1,5 @@
-"""Model mode and device helpers used everywhere: one way to switch train/eval, one way to find a model's device.
+"""Runtime helpers used everywhere: one way to switch train/eval, to find a model's device, to set torch's CPU
+threads, and to record what same-seed numbers depend on beyond package versions (:func:`provenance`).
 
 :func:`model_mode` saves every submodule's own ``training`` flag and restores it on exit (also on exceptions), so
 a model whose submodules are deliberately in different modes (a frozen batch-norm in a training model) comes back
@@ -20,13 +21,20 @@ Examples:
 
 from __future__ import annotations
 
+import platform
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["eval_mode", "fork_generators", "model_device", "model_mode"]
+from medrobust.errors import ConfigError
+
+__all__ = ["eval_mode", "fork_generators", "model_device", "model_mode", "num_threads", "provenance"]
 
 
 @contextmanager
@@ -72,3 +80,54 @@ def fork_generators(
         return [None] * count
     seeds = torch.randint(0, 2**62, (count,), generator=generator, device=generator.device).tolist()
     return [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+
+@contextmanager
+def num_threads(threads: int | None) -> Iterator[None]:
+    """Run torch with ``threads`` intra-op CPU threads inside the block, then restore the previous count.
+
+    ``None`` or 0 leaves torch's setting (by default one thread per core). On a machine whose cores are shared,
+    one thread is often several times faster; the count can also change results in the last bits, since a
+    reduction split over more threads adds in another order (see :func:`provenance`).
+    """
+    if threads is not None and threads < 0:
+        raise ConfigError(f"threads must be ≥ 0 (0: torch's default of one per core), got {threads}")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def provenance() -> dict[str, Any]:
+    """What a run's numbers depend on besides the seed and the package versions, for its records.
+
+    Same seed, same numbers holds for the same versions (medrobust, torch, NumPy, Python), the same device, the
+    same number of torch CPU ``threads``, and the same CPU kernels: torch picks its vectorised kernels by the
+    CPU's ``cpu_capability`` (AVX2, AVX512, …) and MKL picks its code paths by the ``cpu`` model.
+    """
+    return {
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "blas": _blas(),
+        "cpu": _cpu_model(),
+        "machine": platform.machine(),
+    }
+
+
+@lru_cache(maxsize=1)
+def _blas() -> str:
+    found = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
+    return found.group(1) if found else "unknown"
+
+
+@lru_cache(maxsize=1)
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(errors="replace"), re.MULTILINE)
+        if found:
+            return found.group(1).strip()
+    return platform.processor() or "unknown"

@@ -21,7 +21,7 @@ from medrobust.errors import ConfigError
 from medrobust.evaluation.compare import compare
 from medrobust.evaluation.threats import ThreatSpec, parse_levels, parse_noise
 from medrobust.reporting.tables import Table
-from medrobust.training.runs import METRICS, train_run
+from medrobust.training.runs import METRICS, is_run_folder, train_run
 
 NAME = "demo"
 HELP = "train standard, SAT and IMA small CNNs on the embedded phantom-ct data and compare their robustness"
@@ -79,7 +79,7 @@ def clear_run_folder(path: Path) -> None:
     """Delete an earlier demo run in ``path``; refuse to delete a folder that is not a medrobust run."""
     if not path.exists():
         return
-    if not (path / "config.yaml").exists() and any(path.iterdir()):
+    if not is_run_folder(path) and any(path.iterdir()):
         raise ConfigError(f"{path} exists and is not a medrobust run; choose another --out")
     shutil.rmtree(path)
 

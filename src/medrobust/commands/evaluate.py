@@ -12,6 +12,8 @@ from medrobust.errors import ConfigError
 from medrobust.evaluation import ThreatSpec, parse_levels, parse_loss, parse_noise
 from medrobust.evaluation.orchestrate import evaluate_run
 from medrobust.reporting.outputs import format_summary, threat_tables, write_results
+from medrobust.runtime import num_threads
+from medrobust.training.lock import run_lock
 from medrobust.training.loop import resolve_device
 from medrobust.training.runs import load_run
 
@@ -25,6 +27,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'medrobust train' (or its checkpoint.pt)")
     add_threat_arguments(p)
     p.add_argument("--json", help="results file (default: RUN_DIR/results.json); tables and plots go beside it")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: one per core)")
 
 
 GRADIENT_STEP_DEFAULTS = {"pgd": 20, "ifgsm": 20}  # the CLI's PGD default; APGD/AutoAttack keep their own 100
@@ -104,10 +107,12 @@ def run(args: argparse.Namespace) -> int:
     threats = threats_from_args(args)
     device = resolve_device(args.device)
     run_ = load_run(args.run_dir, device=str(device))
-    results = evaluate_run(run_, threats, split=args.split, n=args.n, batch_size=args.batch_size, seed=args.seed,
-                           device=device, progress=not args.no_progress, warn=False, log=print)  # fmt: skip
     out = Path(args.json) if args.json else run_.path / "results.json"
-    written = write_results(results, out, run_.name)
+    with run_lock(run_.path, "evaluate"), num_threads(args.threads):  # not while the run trains or is evaluated
+        results = evaluate_run(run_, threats, split=args.split, n=args.n, batch_size=args.batch_size,
+                               seed=args.seed, device=device, progress=not args.no_progress, warn=False,
+                               log=print)  # fmt: skip
+        written = write_results(results, out, run_.name)
     for table in threat_tables(results):
         print("\n" + table.to_markdown())
     print("\n" + format_summary(results))

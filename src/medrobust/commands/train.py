@@ -27,6 +27,7 @@ FLAG_KEYS = {
     "batch_size": "train.batch_size",
     "device": "train.device",
     "init": "train.init",
+    "threads": "train.threads",
     "skip_bad": "data.options.skip_bad",
 }
 
@@ -43,6 +44,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", required=True, help="run folder (config.yaml, checkpoint.pt, history.jsonl, metrics.json)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out that is not a medrobust run")
     p.add_argument("--dataset", help="dataset name (medrobust list datasets)")
     p.add_argument("--data-root", help="folder holding the dataset files")
     p.add_argument(
@@ -60,6 +62,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--init", help="start from the weights of this run folder")
+    p.add_argument(
+        "--threads", type=int, help="torch CPU threads (default 0: one per core; 1 is often faster on shared cores)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         f"training {config.model.name} on {config.data.name} with {config.method.name} for {epochs} epochs → {args.out}"
     )
     callbacks = (lambda r: print(epoch_line(r, epochs), flush=True),)
-    trained, _ = train_run(config, args.out, resume=args.resume, callbacks=callbacks)
+    trained, _ = train_run(config, args.out, resume=args.resume, callbacks=callbacks, force=args.force)
     metrics = json.loads((Path(args.out) / METRICS).read_text())
     print(f"\nclean test metrics (n = {metrics['n']}):")
     if trained.task.dense:  # e.g. Dice / MRE / SDR, then the predicate rate

@@ -2,8 +2,8 @@
 
 The projector is Joseph's method (one linear interpolation per row or column a ray crosses, weighted by the
 path length); the back-projector is the usual pixel-driven one (linear interpolation on the detector). Both are
-sparse matrices built once per image size and cached in memory, so a whole batch is projected or
-back-projected with one sparse-dense product.
+sparse matrices (torch CSR, duplicates summed in float64) built once per image size and cached in memory, so a
+whole batch is projected or back-projected with one sparse-dense product.
 
 References:
     P. M. Joseph, "An improved algorithm for reprojecting rays through pixel images", IEEE TMI 1982.
@@ -17,7 +17,6 @@ import warnings
 from functools import lru_cache
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import Tensor
 
@@ -36,21 +35,16 @@ def detector_bins(size: int) -> int:
     return 2 * math.ceil(size * math.sqrt(2) / 2) + 1
 
 
-def _to_torch(matrix: sp.spmatrix) -> Tensor:
-    csr = sp.csr_matrix(matrix, dtype=np.float32)
-    csr.sum_duplicates()
+def _sparse(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> Tensor:
+    """A float32 CSR matrix from COO triplets: duplicates summed in float64, column indices sorted per row."""
+    indices = torch.from_numpy(np.stack([rows, cols]).astype(np.int64))
+    coo = torch.sparse_coo_tensor(indices, torch.from_numpy(vals.astype(np.float64)), shape, check_invariants=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(csr.indptr.astype(np.int64)),
-            torch.from_numpy(csr.indices.astype(np.int64)),
-            torch.from_numpy(csr.data),
-            size=csr.shape,
-            check_invariants=False,
-        )
+        return coo.coalesce().float().to_sparse_csr()
 
 
-def _joseph(size: int, n_angles: int) -> sp.csr_matrix:
+def _joseph(size: int, n_angles: int) -> Tensor:
     """Forward projector, rows = rays (angle-major), columns = pixels (row-major)."""
     n_det = detector_bins(size)
     theta = np.arange(n_angles) * math.pi / n_angles
@@ -76,10 +70,10 @@ def _joseph(size: int, n_angles: int) -> sp.csr_matrix:
             cols.append(pix[ok])
             vals.append(weight * w[ok])
     shape = (n_angles * n_det, size * size)
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
+    return _sparse(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), shape)
 
 
-def _backprojector(size: int, n_angles: int) -> sp.csr_matrix:
+def _backprojector(size: int, n_angles: int) -> Tensor:
     """Pixel-driven back-projector, rows = pixels, columns = rays; includes the π / n_angles quadrature weight."""
     n_det = detector_bins(size)
     theta = np.arange(n_angles) * math.pi / n_angles
@@ -93,13 +87,13 @@ def _backprojector(size: int, n_angles: int) -> sp.csr_matrix:
     rows = np.concatenate([pix.ravel(), pix.ravel()])
     cols = np.concatenate([(base + lo).ravel(), (base + np.minimum(lo + 1, n_det - 1)).ravel()])
     vals = np.concatenate([(1 - frac).ravel(), frac.ravel()]) * (math.pi / n_angles)
-    return sp.csr_matrix((vals, (rows, cols)), shape=(size * size, n_angles * n_det))
+    return _sparse(rows, cols, vals, (size * size, n_angles * n_det))
 
 
 @lru_cache(maxsize=8)
 def system_matrices(size: int, n_angles: int) -> tuple[Tensor, Tensor]:
     """The cached sparse ``(projector, back-projector)`` pair for ``size``×``size`` images and ``n_angles`` views."""
-    return _to_torch(_joseph(size, n_angles)), _to_torch(_backprojector(size, n_angles))
+    return _joseph(size, n_angles), _backprojector(size, n_angles)
 
 
 def radon(images: Tensor, n_angles: int | None = None) -> Tensor:

@@ -18,8 +18,6 @@ import sys
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
@@ -35,6 +33,7 @@ from medrobust.data.phantom_anatomy import FOV_MM, GGO, LESION_KINDS, NONE, SOLI
 from medrobust.data.phantom_render import render, stack_rows
 from medrobust.data.registry import DATASETS
 from medrobust.errors import ConfigError, DataError
+from medrobust.runtime import num_threads
 
 SIZES = (28, 32, 64, 128)
 LABELS = ("binary", "3class")
@@ -131,7 +130,7 @@ def simulate(
     kinds = _kinds(n, seed, split_id, label)
     parts: list[dict[str, NDArray[Any]]] = []
     bar = tqdm(total=n, desc=f"phantom-ct {split}", unit="img", disable=not progress or not sys.stderr.isatty())
-    with _one_thread():
+    with num_threads(1):  # many small ops: threads gain little and stall badly on shared cores (10× measured)
         for start in range(0, n, _CHUNK):
             rngs = [np.random.default_rng([_SALT, seed, split_id, i]) for i in range(start, min(start + _CHUNK, n))]
             parts.append(_chunk(rngs, kinds[start : start + len(rngs)], size, dose, window, n_angles, lesions))
@@ -141,18 +140,6 @@ def simulate(
     arrays["label3"] = kinds
     arrays["label"] = (kinds != NONE).astype(np.int64)
     return arrays
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch single-threaded: the simulator's many small tensor ops gain little from threads, and OpenMP
-    threads stall badly (10× slower measured on 2 cores) when another process is using a core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _chunk(

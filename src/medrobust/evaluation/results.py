@@ -38,7 +38,7 @@ class Results:
         task: the task record: its settings, ``kind`` and ``capabilities`` (see :attr:`capabilities`).
         dataset, split, model, method: what was evaluated (free text; empty when unknown).
         config: evaluation settings (threats, batch size, …).
-        versions: package versions.
+        versions: package versions and the run's provenance (threads, CPU kernels, BLAS, CPU model).
         seed: the evaluation seed.
         seconds: wall-clock time of the evaluation.
     """
@@ -53,7 +53,7 @@ class Results:
     model: str = ""
     method: str = ""
     config: dict[str, Any] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     seconds: float = 0.0
 

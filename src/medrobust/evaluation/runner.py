@@ -29,7 +29,7 @@ from medrobust.evaluation.summary import summarize
 from medrobust.evaluation.sweep import build_attack, pgd_sweep
 from medrobust.evaluation.threats import ThreatSpec
 from medrobust.metrics import calibration as cal
-from medrobust.runtime import eval_mode, model_device
+from medrobust.runtime import eval_mode, model_device, provenance
 from medrobust.tasks.base import Capabilities, Task
 from medrobust.tasks.records import task_record
 
@@ -290,12 +290,18 @@ def _batches(data: Any, batch_size: int, n: int | None, seed: int) -> Iterable[B
     return [(b[0], b[1]) for b in data]
 
 
-def versions() -> dict[str, str]:
-    """Versions of medrobust, torch, numpy and Python."""
+def versions() -> dict[str, Any]:
+    """Versions of medrobust, torch, numpy and Python, and the :func:`~medrobust.runtime.provenance` of the run."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         mine = version("medrobust")
     except PackageNotFoundError:
         mine = "unknown"
-    return {"medrobust": mine, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    return {
+        "medrobust": mine,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        **provenance(),
+    }

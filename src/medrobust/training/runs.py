@@ -22,15 +22,17 @@ from medrobust.errors import ConfigError, DataError
 from medrobust.methods import METHODS
 from medrobust.methods.loss_threshold import loss_threshold, per_sample_losses
 from medrobust.registry import check_options
+from medrobust.runtime import num_threads, provenance
 from medrobust.tasks import AnyTask, task_from_dict
 from medrobust.training.checkpoint import CHECKPOINT, atomic_write_text, load_checkpoint
+from medrobust.training.lock import LOCK, run_lock
 from medrobust.training.loop import Callback, History, fit, predict, resolve_device
 from medrobust.training.optim import build_optimizer, build_scheduler
 
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
 # Settings that may change between an interrupted run and its --resume.
-RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("train", "device")}
+RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("train", "device"), ("train", "threads")}
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Run:
     model: nn.Module
     task: Any  # an AnyTask (classification, segmentation or landmark); Any so callers need not narrow it
     history: list[dict[str, Any]]
+    info: data.DatasetInfo | None = None  # the training split's description, as saved in the checkpoint
 
     @property
     def name(self) -> str:
@@ -63,12 +66,22 @@ def build_model(
 ) -> nn.Module:
     """The model of ``config`` for data described by ``info`` (normalisation statistics from ``train``)."""
     mean, std = _normalisation(config.model.normalize, info.channels, train)
+    return models.create(
+        config.model.name,
+        in_channels=info.channels,
+        num_outputs=task.output_dim,
+        mean=mean,
+        std=std,
+        **model_options(config, info),
+    )
+
+
+def model_options(config: ExperimentConfig, info: data.DatasetInfo) -> dict[str, Any]:
+    """``config.model.options`` with ``spatial_dims=3`` for volumes unless set."""
     options = dict(config.model.options)
     if len(info.spatial) == 3:
         options.setdefault("spatial_dims", 3)
-    return models.create(
-        config.model.name, in_channels=info.channels, num_outputs=task.output_dim, mean=mean, std=std, **options
-    )
+    return options
 
 
 def _normalisation(mode: str, channels: int, train: ArrayDataset | None) -> tuple[list[float], list[float]]:
@@ -97,11 +110,28 @@ def channel_mean_std(images: torch.Tensor, chunk: int = 256) -> tuple[list[float
 
 
 def train_run(
-    config: ExperimentConfig, out: str | Path, *, resume: bool = False, callbacks: tuple[Callback, ...] = ()
+    config: ExperimentConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    callbacks: tuple[Callback, ...] = (),
+    force: bool = False,
 ) -> tuple[Run, History]:
-    """Train ``config`` into run folder ``out`` (continuing it with ``resume=True``)."""
+    """Train ``config`` into run folder ``out`` (continuing it with ``resume=True``).
+
+    The folder is locked while training: a second ``train_run`` or ``evaluate`` aimed at it is refused. A
+    non-empty ``out`` that is not a medrobust run is refused unless ``force`` (its files are then left as they are).
+    """
     out = Path(out)
     check_names(config)
+    check_out_folder(out, force)
+    with num_threads(config.train.threads), run_lock(out, "train"):
+        return _train_locked(config, out, resume, callbacks)
+
+
+def _train_locked(
+    config: ExperimentConfig, out: Path, resume: bool, callbacks: tuple[Callback, ...]
+) -> tuple[Run, History]:
     _check_resume(config, out, resume)
     device = resolve_device(config.train.device)
     train = load_split(config, "train")
@@ -140,7 +170,7 @@ def train_run(
     model.eval()
     test = load_split(config, "test")
     outputs, targets = predict(model, test, batch_size=t.eval_batch_size, device=device)
-    metrics = {"split": "test", "n": len(test), **task.metrics(outputs, targets)}
+    metrics = {"split": "test", "n": len(test), **task.metrics(outputs, targets), "provenance": provenance()}
     atomic_write_text(out / METRICS, json.dumps(metrics, indent=2))
     return Run(out, config, model, task, history.records), history
 
@@ -166,6 +196,25 @@ def method_options(config: ExperimentConfig) -> dict[str, Any]:
     losses = per_sample_losses(run.model, run.dataset("train"), run.task)
     options["tau"] = loss_threshold(losses.numpy(), z=1.0 if z is None else float(z))
     return options
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` holds a medrobust run (its ``config.yaml`` or ``checkpoint.pt``)."""
+    return (path / CONFIG).is_file() or (path / CHECKPOINT).is_file()
+
+
+def check_out_folder(out: Path, force: bool = False) -> None:
+    """Refuse to write a run into ``out`` if it is a file, or a non-empty folder that is not a run (unless ``force``).
+
+    Raises:
+        ConfigError: one line saying what ``out`` is and what to do.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; choose a folder")
+    if force or not out.exists() or is_run_folder(out):
+        return
+    if any(p.name != LOCK for p in out.iterdir()):
+        raise ConfigError(f"--out {out} is not empty and is not a medrobust run; choose another folder or pass --force")
 
 
 def check_names(config: ExperimentConfig) -> None:
@@ -220,7 +269,7 @@ def load_run(path: str | Path, *, device: str = "cpu") -> Run:
     model = build_model(config, info, task, None)
     model.load_state_dict(state["model"])
     model.to(device).eval()
-    return Run(ckpt.parent, config, model, task, list(state.get("history", [])))
+    return Run(ckpt.parent, config, model, task, list(state.get("history", [])), info)
 
 
 def load_model(path: str | Path, *, device: str = "cpu") -> nn.Module:

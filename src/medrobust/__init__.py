@@ -1,8 +1,9 @@
 """medrobust: train medical-image networks that stay correct under adversarial attacks and noise, and measure
 that robustness honestly.
 
-The curated API: the attacks (:class:`PGD`, :class:`FGSM`, the :data:`ATTACKS` registry), evaluation
-(:func:`evaluate`, :class:`ThreatSpec`, :class:`Results`), runs (:func:`train_run`, :func:`load_run`,
+The curated API: the attacks (:class:`PGD`, :class:`APGD`, :class:`Square`, :class:`AutoAttack`, :class:`FGSM`,
+the :data:`ATTACKS` registry), evaluation (:func:`evaluate`, :func:`evaluate_run`, :func:`compare`,
+:class:`ThreatSpec`, :class:`Results`), runs (:func:`train_run`, :func:`load_run`,
 :func:`load_model`), data (:func:`medrobust.data.load`) and the registries of datasets, models, methods and
 corruptions. Every tensor is float in [0, 1] of shape ``(N, C, *spatial)``; normalisation lives inside the model.
 
@@ -24,11 +25,13 @@ Examples:
     [True, False, False]
 """
 
-from medrobust.attacks import ATTACKS, FGSM, PGD, AttackResult
+from medrobust.attacks import APGD, ATTACKS, FGSM, PGD, AttackResult, AutoAttack, Square
 from medrobust.corruptions import CORRUPTIONS
 from medrobust.data import DATASETS
 from medrobust.errors import ConfigError, DataError, MedrobustError, UnknownNameError
 from medrobust.evaluation import Results, ThreatSpec, evaluate
+from medrobust.evaluation.compare import Comparison, compare
+from medrobust.evaluation.orchestrate import evaluate_run
 from medrobust.methods import METHODS
 from medrobust.models import MODELS
 from medrobust.tasks import ClassificationTask, LandmarkTask, SegmentationTask, Task
@@ -37,6 +40,7 @@ from medrobust.training.runs import Run, load_model, load_run, train_run
 __version__ = "0.1.0"
 
 __all__ = [
+    "APGD",
     "ATTACKS",
     "CORRUPTIONS",
     "DATASETS",
@@ -45,7 +49,9 @@ __all__ = [
     "MODELS",
     "PGD",
     "AttackResult",
+    "AutoAttack",
     "ClassificationTask",
+    "Comparison",
     "ConfigError",
     "DataError",
     "LandmarkTask",
@@ -53,11 +59,14 @@ __all__ = [
     "Results",
     "Run",
     "SegmentationTask",
+    "Square",
     "Task",
     "ThreatSpec",
     "UnknownNameError",
     "__version__",
+    "compare",
     "evaluate",
+    "evaluate_run",
     "load_model",
     "load_run",
     "train_run",

@@ -14,6 +14,9 @@ the check against gradient masking. Each member draws from its own generator for
 random draws are made for the whole batch, so a point's fate under a member does not depend on the others: the
 cascade breaks exactly the union of what its members break on their own (never a higher robust accuracy than
 any member). It reports, per point, the first member that broke it (``details["broken_by"]``, −1 for none).
+On dense tasks, whose headline metrics are continuous (Dice, radial error), every member runs on every point and
+each point keeps the result with the larger task margin (lower Dice, larger error), not the first that crossed
+the predicate's threshold.
 """
 
 from __future__ import annotations
@@ -99,19 +102,32 @@ class AutoAttack:
         result: AttackResult | None = None
         steps = 0
         gens = fork_generators(generator, len(members), x.device)
+        dense = bool(getattr(task, "dense", False))
+        every = torch.arange(rows.numel(), device=x.device)
         for k, ((_, attack), gen) in enumerate(zip(members, gens)):
-            todo = torch.arange(rows.numel(), device=x.device) if result is None else (~result.fooled).nonzero()[:, 0]
+            todo = every if result is None or dense else (~result.fooled).nonzero()[:, 0]
             if todo.numel() == 0:
                 break
             run = attack(model, x, y, task=task, eps=e, generator=gen, rows=rows[todo])
             steps += run.steps_run
-            broken_by[todo[run.fooled]] = k
-            result = run if result is None else _merge(result, todo, run)
+            broken_by[todo[run.fooled & (broken_by[todo] < 0)]] = k
+            if result is None:
+                result = run
+            else:
+                result = _worse(result, run, task, y[rows]) if dense else _merge(result, todo, run)
         assert result is not None
         names = [name for name, _ in members]
         return AttackResult(
             result.x_adv, result.fooled, result.output, steps, {"broken_by": broken_by, "members": names}
         )
+
+
+def _worse(best: AttackResult, run: AttackResult, task: Task, y: Tensor) -> AttackResult:
+    """Per point, the result with the larger task margin (dense tasks: the lower Dice / larger error)."""
+    take = task.margin(run.output, y) > task.margin(best.output, y)
+    x_adv = torch.where(take.view(-1, *[1] * (best.x_adv.ndim - 1)), run.x_adv, best.x_adv)
+    output = torch.where(take.view(-1, *[1] * (best.output.ndim - 1)), run.output, best.output)
+    return AttackResult(x_adv, best.fooled | run.fooled, output, best.steps_run + run.steps_run)
 
 
 def _merge(best: AttackResult, todo: Tensor, run: AttackResult) -> AttackResult:

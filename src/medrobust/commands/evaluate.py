@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     with run_lock(run_.path, "evaluate"), num_threads(args.threads):  # not while the run trains or is evaluated
         results = evaluate_run(run_, threats, split=args.split, n=args.n, batch_size=args.batch_size,
                                seed=args.seed, device=device, progress=not args.no_progress, warn=False,
-                               log=print)  # fmt: skip
+                               log=print, resume=out.with_name(out.name + ".partial"))  # fmt: skip
         written = write_results(results, out, run_.name)
     for table in threat_tables(results):
         print("\n" + table.to_markdown())

@@ -17,6 +17,7 @@ The zero-input-gradient count is part of ``input_gradients`` in :mod:`medrobust.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,9 +66,19 @@ class AttackAudit:
 
     def __post_init__(self) -> None:
         k = len(self.levels)
-        self.max_delta, self.non_finite = [0.0] * k, [0] * k
-        self.low, self.high = [float("inf")] * k, [float("-inf")] * k
-        self.broken_by = [[] for _ in range(k)]
+        if not self.max_delta:  # a new audit (a restored one comes with its lists)
+            self.max_delta, self.non_finite = [0.0] * k, [0] * k
+            self.low, self.high = [float("inf")] * k, [float("-inf")] * k
+            self.broken_by = [[] for _ in range(k)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The audit as plain containers and tensors (it is saved with a resumable evaluation)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> AttackAudit:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{**saved, "levels": tuple(saved["levels"])})
 
     def add(self, level: int, x: Tensor, x_adv: Tensor, output: Tensor, details: dict[str, Any]) -> None:
         """Record one batch's adversarial points at level index ``level``.

@@ -97,7 +97,8 @@ def compare(
         results = reusable(run, threats, split=split, n=n, seed=seed) if reuse else None
         if results is None:
             results = evaluate_run(run, threats, split=split, n=n, batch_size=batch_size, seed=seed, device=dev,
-                                   progress=progress, warn=False, log=log)  # fmt: skip
+                                   progress=progress, warn=False, log=log,
+                                   resume=run.path / "results.json.partial")  # fmt: skip
             results.save(run.path / "results.json")
         elif log is not None:
             log(f"reusing {run.path / 'results.json'}")

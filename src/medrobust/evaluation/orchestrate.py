@@ -43,6 +43,7 @@ def evaluate_run(
     progress: bool = True,
     warn: bool = True,
     log: Log | None = None,
+    resume: str | os.PathLike[str] | None = None,
 ) -> Results:
     """Evaluate ``run``'s model on its dataset's ``split`` under ``threats`` (see :func:`evaluate`).
 
@@ -59,6 +60,7 @@ def evaluate_run(
         progress: show a progress bar.
         warn: warn about failed sanity checks (they are in ``results.checks`` either way).
         log: receives one line naming what is evaluated.
+        resume: a partial-results file to continue an interrupted evaluation from (and to keep while running).
 
     Returns:
         :class:`Results` with ``model``, ``method`` and ``config["run"]`` filled in from the run.
@@ -71,7 +73,7 @@ def evaluate_run(
         if not warn:
             warnings.simplefilter("ignore", RobustnessCheckWarning)
         results = evaluate(run.model, data, run.task, threats, seed=seed, batch_size=batch_size, device=dev, n=n,
-                           progress=progress)  # fmt: skip
+                           progress=progress, resume=resume)  # fmt: skip
     results.model, results.method = run.config.model.name, run.config.method.name
     results.config["run"] = str(run.path)
     if out is not None:

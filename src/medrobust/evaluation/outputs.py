@@ -24,8 +24,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from medrobust.evaluation.passes import spec_outputs
 from medrobust.evaluation.results import json_safe
-from medrobust.evaluation.runner import _batches, _generator, spec_outputs
+from medrobust.evaluation.runner import _batches, _generator
 from medrobust.evaluation.threats import ThreatSpec
 from medrobust.runtime import eval_mode, model_device
 from medrobust.tasks.base import Task

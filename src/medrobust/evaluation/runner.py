@@ -8,9 +8,10 @@ wrong under attack. Same seed, same numbers.
 
 from __future__ import annotations
 
+import os
 import platform
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,14 +20,14 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from medrobust.corruptions import CORRUPTIONS
 from medrobust.errors import ConfigError
 from medrobust.evaluation import attack_checks as A
 from medrobust.evaluation import checks as C
 from medrobust.evaluation.attack_checks import AttackAudit, breakdown_rows
+from medrobust.evaluation.passes import AttackResume, spec_outputs
 from medrobust.evaluation.results import Results, json_safe
+from medrobust.evaluation.resume import Progress
 from medrobust.evaluation.summary import summarize
-from medrobust.evaluation.sweep import build_attack, pgd_sweep
 from medrobust.evaluation.threats import ThreatSpec
 from medrobust.metrics import calibration as cal
 from medrobust.runtime import eval_mode, model_device, provenance
@@ -48,6 +49,7 @@ def evaluate(
     n: int | None = None,
     probe_n: int = 64,
     progress: bool = True,
+    resume: str | os.PathLike[str] | None = None,
 ) -> Results:
     """Evaluate ``model`` on ``data`` under every threat; see the module docstring.
 
@@ -63,6 +65,8 @@ def evaluate(
         n: evaluate a seeded random subset of ``n`` samples (datasets only).
         probe_n: samples used by the sanity-check probes.
         progress: show a tqdm progress bar.
+        resume: a partial-results file: an interrupted evaluation with the same settings continues from it and
+            gives the rows of an uninterrupted one (:mod:`medrobust.evaluation.resume`); removed when done.
 
     Returns:
         :class:`Results` with tidy rows, a summary and the sanity checks (failures are also warned).
@@ -73,10 +77,14 @@ def evaluate(
     batches = list(_batches(data, batch_size, n, seed))  # kept on the CPU, moved to ``dev`` one at a time
     targets = torch.cat([y for _, y in batches])
     passes = sum(len(s.levels) if s.kind == "noise" else 1 for s in grid)
+    key = {"grid": [s.to_dict() for s in grid], "seed": seed, "n": n, "batch_size": batch_size,
+           "task": task_record(task), "samples": len(targets), "targets": float(targets.double().sum())}  # fmt: skip
+    saved = Progress(resume, key)
     with eval_mode(model.to(dev)):
         with tqdm(total=passes * len(batches), desc="evaluate", disable=not progress or None, leave=False) as bar:
-            out = _run_grid(model, task, grid, batches, targets, seed, dev, bar)
+            out = _run_grid(model, task, grid, batches, targets, seed, dev, bar, saved)
         checks = _checks(model, task, out, batches, targets, probe_n, dev, _generator(seed, -1, dev))
+    saved.finish()
     C.warn_failed(checks)
     info = getattr(data, "info", None)
     return Results(
@@ -117,14 +125,21 @@ def _grid(threats: Sequence[ThreatSpec]) -> list[ThreatSpec]:
 
 def _run_grid(
     model: nn.Module, task: Task, grid: list[ThreatSpec], batches: list[Batch], targets: Tensor, seed: int,
-    dev: torch.device, bar: Any,
+    dev: torch.device, bar: Any, saved: Progress,
 ) -> _GridOutput:  # fmt: skip
     res = _GridOutput()
     for i, spec in enumerate(grid):
-        audit = AttackAudit(str(spec.norm), spec.levels) if spec.kind == "attack" else None
-        outputs = spec_outputs(
-            model, task, spec, batches, dev, _generator(seed, i, dev), bar, reuse=not task.dense, audit=audit
-        )
+        found = saved.audit(i)
+        audit = None if spec.kind != "attack" else (
+            AttackAudit.from_dict(found) if found else AttackAudit(str(spec.norm), spec.levels))  # fmt: skip
+        outputs = saved.done(i)
+        if outputs is None:
+            resume = AttackResume(saved, i) if spec.kind == "attack" else None
+            outputs = spec_outputs(model, task, spec, batches, dev, _generator(seed, i, dev), bar,
+                                   reuse=not task.dense, audit=audit, resume=resume)  # fmt: skip
+            saved.save_spec(i, outputs, None if audit is None else audit.to_dict())
+        else:
+            bar.update(len(batches) * (len(spec.levels) if spec.kind == "noise" else 1))
         if spec.kind == "clean":
             probs = _probabilities(task, outputs[0]) if task.calibrated else None  # none for per-pixel outputs
             res.clean_outputs, res.clean_probs = outputs[0], probs
@@ -138,60 +153,6 @@ def _run_grid(
             if res.clean_probs is not None:  # reliability diagrams under attack (not for dense tasks)
                 res.reliability[spec.threat] = [_bins(task, o, targets) for o in outputs]
     return res
-
-
-def spec_outputs(
-    model: nn.Module, task: Task, spec: ThreatSpec, batches: list[Batch], dev: torch.device, gen: torch.Generator,
-    bar: Any, *, reuse: bool, audit: AttackAudit | None = None,
-) -> list[Tensor]:  # fmt: skip
-    """Outputs of ``model`` (already in eval mode on ``dev``) under ``spec``, one ``(N, *)`` CPU tensor per level;
-    ``bar`` ticks once per batch and pass. ``reuse``: attack the ε list as one sweep (see :func:`_attack_outputs`);
-    ``audit`` collects the adversarial points' statistics."""
-    if spec.kind == "clean":
-        return [torch.cat([_forward(model, x) for x, _ in _tick(batches, bar, dev)])]
-    if spec.kind == "attack":
-        return _attack_outputs(model, task, spec, _tick(batches, bar, dev), gen, reuse=reuse, audit=audit)
-    corruption = CORRUPTIONS.create(spec.name, **spec.options)
-    return [
-        torch.cat([_forward(model, corruption(x, v, generator=gen)) for x, _ in _tick(batches, bar, dev)])
-        for v in spec.levels
-    ]
-
-
-def _attack_outputs(
-    model: nn.Module, task: Task, spec: ThreatSpec, batches: Iterable[Batch], gen: torch.Generator, *, reuse: bool,
-    audit: AttackAudit | None = None,
-) -> list[Tensor]:  # fmt: skip
-    """Model outputs at the adversarial points, one ``(N, *)`` CPU tensor per ε.
-
-    ``reuse`` sweeps the ε list per batch with early stopping, keeping a sample broken at a smaller ε. Dense tasks
-    report continuous metrics (Dice, MRE), so a sample must be pushed as far as the attack can at every ε: there
-    each ε is attacked independently from the clean input, without early stopping (the sweep's reuse would freeze
-    a sample at the first point that crosses the predicate threshold).
-    """
-    attack = build_attack(spec.name, norm=str(spec.norm), early_stop=reuse, **spec.options)
-    sweep = pgd_sweep if reuse else _independent_sweep
-    per_batch = []
-    for x, y in batches:
-        results = sweep(model, x, y, task=task, attack=attack, eps_list=spec.levels, generator=gen)
-        for k, r in enumerate(results if audit is not None else []):
-            audit.add(k, x, r.x_adv, r.output, r.details)  # type: ignore[union-attr]
-        per_batch.append([r.output.cpu() for r in results])
-    return [torch.cat([b[k] for b in per_batch]) for k in range(len(spec.levels))]
-
-
-def _independent_sweep(
-    model: nn.Module, x: Tensor, y: Tensor, *, task: Task, attack: Any, eps_list: Sequence[float],
-    generator: torch.Generator | None = None,
-) -> list[Any]:  # fmt: skip
-    """One attack per ε from the clean input (no reuse across ε); the results in ε order."""
-    return [attack(model, x, y, task=task, eps=e, generator=generator) for e in eps_list]
-
-
-def _tick(batches: list[Batch], bar: Any, dev: torch.device) -> Iterator[Batch]:
-    for x, y in batches:
-        yield x.to(dev), y.to(dev)
-        bar.update(1)
 
 
 def metric_rows(task: Task, spec: ThreatSpec, level: float, outputs: Tensor, targets: Tensor) -> list[dict[str, Any]]:
@@ -259,11 +220,6 @@ def _with_attack_reliability(summary: dict[str, Any], bins: dict[str, list[dict[
         if t["threat"] in bins:
             t["reliability"] = bins[t["threat"]]
     return summary
-
-
-def _forward(model: nn.Module, x: Tensor) -> Tensor:
-    with torch.no_grad():
-        return model(x).detach().cpu()
 
 
 def _probabilities(task: Task, outputs: Tensor) -> Tensor:

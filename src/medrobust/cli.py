@@ -1,4 +1,4 @@
-"""The ``medrobust`` command: ``demo``, ``train``, ``evaluate``, ``compare``, ``list``.
+"""The ``medrobust`` command: ``demo``, ``train``, ``evaluate``, ``compare``, ``report``, ``list``.
 
 User errors (:class:`~medrobust.errors.MedrobustError`) print one line and exit with status 2, without a
 traceback; argparse usage errors also exit 2.
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from medrobust import __version__
 from medrobust.errors import MedrobustError
 
-COMMANDS = ("demo", "train", "evaluate", "compare", "list", "mrnet", "fgsm_study")
+COMMANDS = ("demo", "train", "evaluate", "compare", "report", "list", "mrnet", "fgsm_study")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from typing import Any
 from medrobust.commands.evaluate import add_threat_arguments, check_args, evaluate_run, threats_from_args
 from medrobust.errors import ConfigError, DataError
 from medrobust.evaluation import Results, ThreatSpec
+from medrobust.reporting.card import write_leaderboard
 from medrobust.reporting.comparison import Entry, comparison_table
 from medrobust.training.checkpoint import atomic_write_text
 from medrobust.training.loop import resolve_device
@@ -26,6 +27,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     add_threat_arguments(p)
     p.add_argument("--out", default="comparison", help="folder for the table (.md/.csv/.tex/.json) and plots")
     p.add_argument("--no-reuse", action="store_true", help="re-evaluate even when a run's results.json matches")
+    p.add_argument("--leaderboard", action="store_true", help="write each run's robustness card and rank the runs")
     p.add_argument(
         "--layout",
         choices=("table", "study"),
@@ -44,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     entries = [compare_entry(load_run(path, device=str(device)), threats, args, device) for path in args.runs]
     write_comparison(entries, Path(args.out))
+    if args.leaderboard:  # robustness cards beside each run's results.json, ranked by worst-case robust accuracy
+        print(
+            "\nwrote " + ", ".join(str(p) for p in write_leaderboard([(e.name, e.results) for e in entries], args.out))
+        )
     if args.layout == "study":
         from medrobust.reporting.study import write_study
 

@@ -2,7 +2,7 @@
 
 No download and CPU-friendly: trains three small CNNs on ``phantom-ct``, prints each one's clean metrics, then
 evaluates all three under one threat grid (L2 PGD over an ε sweep and Gaussian noise) and prints the
-side-by-side comparison and the path of the robustness-curve plot.
+side-by-side comparison, and writes the HTML report of the three runs (``OUT/report.html``).
 """
 
 from __future__ import annotations
@@ -125,5 +125,12 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device("auto")
     entries = [compare_entry(load_run(f, device=str(device)), threats, grid, device) for f in folders]
     write_comparison(entries, out / "comparison")
+    from medrobust.reporting.html import write_report  # matplotlib: import on use
+    from medrobust.reporting.sources import collect
+
+    report = write_report(
+        [collect(f, device=str(device)) for f in folders], out / "report.html", title="medrobust demo"
+    )
+    print(f"\nHTML report (one self-contained file): {report}")
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s")
     return 0

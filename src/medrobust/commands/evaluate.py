@@ -23,6 +23,7 @@ from medrobust.evaluation import (
 )
 from medrobust.evaluation.summary import DENSE_PREFIXES
 from medrobust.reporting import format_level, metrics_table, threat_table
+from medrobust.reporting.card import write_card
 from medrobust.reporting.tables import DEFAULT_METRICS
 from medrobust.training.loop import resolve_device
 from medrobust.training.runs import Run, load_run
@@ -153,6 +154,7 @@ def write_outputs(results: Results, path: Path, name: str) -> list[Path]:
                                          threat=spec["threat"], norm=spec["norm"]))  # fmt: skip
     if results.summary.get("reliability"):  # dense tasks have no calibration
         written.append(reliability_diagram(results, folder / "reliability.png"))
+    written += write_card(results, folder, name)  # card.json + card.md (robustness card)
     return written
 
 

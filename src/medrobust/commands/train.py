@@ -9,6 +9,7 @@ from pathlib import Path
 from medrobust.commands._common import CLEAN_METRICS, epoch_line, format_table
 from medrobust.config import ExperimentConfig, load_config
 from medrobust.evaluation.summary import DENSE_PREFIXES
+from medrobust.tracking import TRACKERS, tracker_for
 from medrobust.training.runs import METRICS, train_run
 
 NAME = "train"
@@ -61,6 +62,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--init", help="start from the weights of this run folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--log", choices=TRACKERS, help="also record the epochs in RUN/tensorboard or RUN/mlruns (extras)")
 
 
 def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
@@ -80,7 +82,13 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"training {config.model.name} on {config.data.name} with {config.method.name} for {epochs} epochs → {args.out}"
     )
-    train_run(config, args.out, resume=args.resume, callbacks=(lambda r: print(epoch_line(r, epochs), flush=True),))
+    with tracker_for(args.log, args.out) as tracker:  # --log tensorboard|mlflow (a no-op tracker without)
+        train_run(
+            config,
+            args.out,
+            resume=args.resume,
+            callbacks=(lambda r: print(epoch_line(r, epochs), flush=True), tracker),
+        )
     metrics = json.loads((Path(args.out) / METRICS).read_text())
     print(f"\nclean test metrics (n = {metrics['n']}):")
     dense = [k for k in metrics if k.startswith(DENSE_PREFIXES)]  # segmentation / landmarks

@@ -21,7 +21,6 @@ import pytest
 
 from medrobust.cli import main
 from medrobust.reporting.html import SECTIONS
-from report_runs import evaluate, npz_root, train
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
@@ -159,11 +158,10 @@ def grey_stats(png: bytes) -> tuple[float, int]:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("browser")
-    run = evaluate(train(npz_root(base / "data"), base / "ima", "ima"))
-    assert main(["report", str(run), "--html", str(base / "report.html")]) == 0
-    return base / "report.html"
+def report(evaluated_runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("browser") / "report.html"
+    assert main(["report", str(evaluated_runs["ima"]), "--html", str(out)]) == 0
+    return out
 
 
 def test_report_renders_without_errors_or_requests(report: Path, tmp_path: Path) -> None:

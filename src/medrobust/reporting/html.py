@@ -29,7 +29,6 @@ from medrobust.training.checkpoint import atomic_write_text
 
 SECTIONS = ("Provenance", "Clean metrics", "Robustness", "Per-attack breakdown", "Noise severity", "ROC under attack",
             "Calibration", "Training", "Margins", "Sanity checks", "Example gallery")  # fmt: skip
-ATTACK_METRICS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "rmsce", "ece", "entropy")
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;background:#fff}
 body{margin:0 auto;max-width:1180px;padding:16px 28px}
@@ -214,10 +213,8 @@ def _breakdown(r: RunReport, kind: str) -> str:
     threats = [t for t in r.results.summary.get("threats", []) if t["kind"] == kind]
     if not threats:
         return _note(f"no {kind} threat was evaluated")
-    out = []
-    for t in threats:
-        table = threat_table(r.results, t["threat"], t["norm"], ATTACK_METRICS)
-        out.append(table.to_html())
+    metrics = tuple(r.results.summary.get("clean", {})) or ("accuracy",)  # the task's metrics (Dice, MRE, …)
+    out = [threat_table(r.results, t["threat"], t["norm"], metrics).to_html() for t in threats]
     if kind == "attack" and len(threats) > 1:
         worst = build_card(r.results, r.name)
         out.append(f"<p>worst attack: <b>{_e(worst['worst_attack'])}</b> at ε {format_level(worst['eps'])}: "

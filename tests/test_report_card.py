@@ -100,12 +100,15 @@ def test_leaderboard_ranks_by_worst_case_robust_accuracy(tmp_path: Path) -> None
         "robust": make_results({"pgd": [0.8, 0.7, 0.5]}, clean=0.8),
         "tie-higher-clean": make_results({"pgd": [0.9, 0.6, 0.05]}, clean=0.97),
         "noise-only": make_results({}, clean=0.99),
+        "constant": make_results({"pgd": [0.6, 0.6, 0.6]}, clean=0.6, failed=("above_majority",)),
     }
     cards = [build_card(r, name) for name, r in runs.items()]
-    assert [c["name"] for c in rank_cards(cards)] == ["robust", "tie-higher-clean", "weak", "noise-only"]
+    order = ["robust", "tie-higher-clean", "weak", "noise-only", "constant"]
+    assert [c["name"] for c in rank_cards(cards)] == order
     table = leaderboard(cards)
-    assert [row[1] for row in table.rows] == ["robust", "tie-higher-clean", "weak", "noise-only"]
-    assert table.rows[0][4] == 0.5 and table.rows[-1][4] is None
+    assert [row[1] for row in table.rows] == order
+    assert table.rows[0][4] == 0.5 and table.rows[-2][4] is None
+    assert [row[-1] for row in table.rows] == ["ok"] * 4 + ["FAIL: clean ≤ majority rate"]
     written = write_leaderboard(list(runs.items()), tmp_path / "lb")
     assert (tmp_path / "lb" / "leaderboard.md").read_text().index("robust") < (
         tmp_path / "lb" / "leaderboard.md"

@@ -154,12 +154,20 @@ def load_card(path: str | Path) -> dict[str, Any]:
     return card
 
 
-def rank_cards(cards: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Cards ordered by worst-case robust accuracy (highest first), ties by clean accuracy; no attack: last."""
+def learnt_nothing(card: dict[str, Any]) -> bool:
+    """True when the run's clean accuracy is at or below the majority-class rate (check ``above_majority``)."""
+    return any(name.startswith("above_majority") for name in card.get("failed_checks", []))
 
-    def key(c: dict[str, Any]) -> tuple[float, float, str]:
+
+def rank_cards(cards: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cards ordered by worst-case robust accuracy (highest first), ties by clean accuracy; runs without an attack
+    last. A run that learnt nothing (clean accuracy ≤ majority-class rate) goes below every run that did, since a
+    constant classifier keeps its accuracy under any attack and would otherwise top the board."""
+
+    def key(c: dict[str, Any]) -> tuple[bool, float, float, str]:
         worst, clean = c.get("worst_robust_accuracy"), c.get("clean_accuracy")
-        return (-(worst if worst is not None else -math.inf), -(clean if clean is not None else -math.inf), c["name"])
+        return (learnt_nothing(c), -(worst if worst is not None else -math.inf),
+                -(clean if clean is not None else -math.inf), c["name"])  # fmt: skip
 
     return sorted(cards, key=key)
 
@@ -173,13 +181,19 @@ def leaderboard(cards: Sequence[dict[str, Any]]) -> Table:
         threat = f"{c['worst_attack']} {c['threat_model']} ε {format_level(c['eps'])}" if c["worst_attack"] else "—"
         rows.append((str(i), c["name"], c["method"], c["clean_accuracy"], c["worst_robust_accuracy"], threat,
                      m.get("sensitivity"), m.get("specificity"), c["mean_corruption_accuracy"],
-                     "UNRELIABLE" if c["unreliable"] else "ok"))  # fmt: skip
+                     _flag(c)))  # fmt: skip
     header = ("rank", "run", "method", "clean acc", "worst robust acc", "worst attack", "sensitivity (worst)",
               "specificity (worst)", "corruption acc", "flag")  # fmt: skip
     v: CellKind = "value"
     t: CellKind = "text"
     kinds = (t, t, t, v, v, t, v, v, v, t)
     return Table(header, tuple(rows), kinds, "leaderboard (ranked by worst-case robust accuracy)")
+
+
+def _flag(card: dict[str, Any]) -> str:
+    if learnt_nothing(card):
+        return "FAIL: clean ≤ majority rate"
+    return "UNRELIABLE" if card["unreliable"] else "ok"
 
 
 def write_leaderboard(results: Sequence[tuple[str, Results]], out: str | Path) -> list[Path]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -25,3 +27,13 @@ def blobs(n: int = 64, size: int = 8, seed: int = 0, split: str = "train") -> Ar
     x[y == 1, :, c - 2 : c + 2, c - 2 : c + 2] += 0.5
     info = DatasetInfo("blobs", "binary", 1, (size, size), 2, ("off", "on"), split)
     return ArrayDataset(np.clip(x, 0, 1), y.astype(np.int64), info)
+
+
+@pytest.fixture(scope="session")
+def evaluated_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Tiny standard and IMA runs, trained and evaluated once per session (report, card and browser tests)."""
+    from report_runs import evaluate, npz_root, train
+
+    base = tmp_path_factory.mktemp("evaluated-runs")
+    root = npz_root(base / "data")
+    return {m: evaluate(train(root, base / m, m)) for m in ("standard", "ima")}

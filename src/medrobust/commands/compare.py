@@ -6,6 +6,7 @@ import argparse
 
 from medrobust.commands.evaluate import add_threat_arguments, check_args, threats_from_args
 from medrobust.evaluation.compare import compare
+from medrobust.reporting.card import write_leaderboard
 
 NAME = "compare"
 HELP = "evaluate several runs under one threat grid (reusing their results.json) and print a side-by-side table"
@@ -17,6 +18,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     add_threat_arguments(p)
     p.add_argument("--out", default="comparison", help="folder for the table (.md/.csv/.tex/.json) and plots")
     p.add_argument("--no-reuse", action="store_true", help="re-evaluate even when a run's results.json matches")
+    p.add_argument("--leaderboard", action="store_true", help="write each run's robustness card and rank the runs")
     p.add_argument(
         "--layout",
         choices=("table", "study"),
@@ -35,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
                      progress=not args.no_progress, log=print)  # fmt: skip
     print("\n" + result.table.to_markdown())
     print("\nwrote " + ", ".join(str(p) for p in result.written))
+    if args.leaderboard:  # robustness cards beside each run's results.json, ranked by worst-case robust accuracy
+        board = write_leaderboard([(e.name, e.results) for e in result.entries], args.out)
+        print("\nwrote " + ", ".join(str(p) for p in board))
     if args.layout == "study":
         for table in result.study_tables:
             print("\n" + table.to_markdown())

@@ -2,7 +2,7 @@
 
 No download and CPU-friendly: trains three small CNNs on ``phantom-ct``, prints each one's clean metrics, then
 evaluates all three under one threat grid (L2 PGD over an ε sweep and Gaussian noise) and prints the
-side-by-side comparison and the path of the robustness-curve plot.
+side-by-side comparison, and writes the HTML report of the three runs (``OUT/report.html``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from medrobust.errors import ConfigError
 from medrobust.evaluation.compare import compare
 from medrobust.evaluation.threats import ThreatSpec, parse_levels, parse_noise
 from medrobust.reporting.tables import Table
+from medrobust.training.loop import resolve_device
 from medrobust.training.runs import METRICS, is_run_folder, train_run
 
 NAME = "demo"
@@ -117,5 +118,12 @@ def run(args: argparse.Namespace) -> int:
                      progress=not args.no_progress, log=print)  # fmt: skip
     print("\n" + result.table.to_markdown())
     print("\nwrote " + ", ".join(str(p) for p in result.written))
+    from medrobust.reporting.html import write_report  # matplotlib: import on use
+    from medrobust.reporting.sources import collect
+
+    device = resolve_device("auto")
+    report = write_report([collect(f, device=str(device)) for f in folders], out / "report.html",
+                          title="medrobust demo")  # fmt: skip
+    print(f"\nHTML report (one self-contained file): {report}")
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s")
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from medrobust.commands._common import CLEAN_METRICS, epoch_line
 from medrobust.config import ExperimentConfig, load_config
 from medrobust.reporting.tables import Table
+from medrobust.tracking import TRACKERS, tracker_for
 from medrobust.training.runs import METRICS, train_run
 
 NAME = "train"
@@ -66,6 +67,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--threads", type=int, help="torch CPU threads (default 0: one per core; 1 is often faster on shared cores)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--log", choices=TRACKERS, help="also record the epochs in RUN/tensorboard or RUN/mlruns (extras)")
 
 
 def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
@@ -85,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"training {config.model.name} on {config.data.name} with {config.method.name} for {epochs} epochs → {args.out}"
     )
-    callbacks = (lambda r: print(epoch_line(r, epochs), flush=True),)
-    trained, _ = train_run(config, args.out, resume=args.resume, callbacks=callbacks, force=args.force)
+    printer = (lambda r: print(epoch_line(r, epochs), flush=True),)
+    with tracker_for(args.log, args.out) as tracker:  # --log tensorboard|mlflow (a no-op tracker without)
+        trained, _ = train_run(config, args.out, resume=args.resume, callbacks=(*printer, tracker), force=args.force)
     metrics = json.loads((Path(args.out) / METRICS).read_text())
     print(f"\nclean test metrics (n = {metrics['n']}):")
     if trained.task.dense:  # e.g. Dice / MRE / SDR, then the predicate rate

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medrobust.evaluation.results import Results
+from medrobust.reporting.card import write_card
 from medrobust.reporting.tables import DEFAULT_METRICS, Table, format_level, metrics_table, threat_table
 
 TABLE_METRICS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "rmsce")
@@ -26,7 +27,8 @@ def threat_tables(results: Results) -> list[Table]:
 
 def write_results(results: Results, path: Path, name: str) -> list[Path]:
     """Save ``results`` at ``path`` and, beside it, the metrics table (.md/.csv/.tex) and the PNG figures (one
-    robustness curve per threat, labelled ``name``; a reliability diagram when the task is calibrated).
+    robustness curve per threat, labelled ``name``; a reliability diagram when the task is calibrated; the
+    robustness card ``card.json``/``card.md``).
 
     Returns the paths written besides ``path``.
     """
@@ -41,7 +43,7 @@ def write_results(results: Results, path: Path, name: str) -> list[Path]:
                                          threat=spec["threat"], norm=spec["norm"]))  # fmt: skip
     if results.capabilities.calibrated and results.summary.get("reliability"):
         written.append(reliability_diagram(results, folder / "reliability.png"))
-    return written
+    return written + write_card(results, folder, name)  # card.json + card.md (robustness card)
 
 
 def format_summary(results: Results) -> str:

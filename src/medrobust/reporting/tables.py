@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import math
 from collections.abc import Sequence
@@ -99,6 +100,21 @@ class Table:
         for r in self.rows:
             w.writerow(["" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in r])
         return buf.getvalue()
+
+    def to_html(self, highlight: Sequence[int] = ()) -> str:
+        """An HTML ``<table>`` (escaped; numbers right-aligned; rows whose index is in ``highlight`` get
+        ``class="bad"``); missing values show as ``—``."""
+        esc = html.escape
+        cls = lambda k: ' class="num"' if k != "text" else ""  # noqa: E731
+        head = "".join(f"<th{cls(k)}>{esc(h)}</th>" for h, k in zip(self.header, self.kinds))
+        body = "".join(
+            ('<tr class="bad">' if i in highlight else "<tr>")
+            + "".join(f"<td{cls(k)}>{esc(_fmt(v, k, '—'))}</td>" for v, k in zip(r, self.kinds))
+            + "</tr>"
+            for i, r in enumerate(self.rows)
+        )
+        caption = f"<caption>{esc(self.title)}</caption>" if self.title else ""
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     def to_latex(self) -> str:
         """A booktabs ``tabular`` (needs ``\\usepackage{booktabs}``); missing values show as ``--``."""

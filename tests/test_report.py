@@ -15,7 +15,7 @@ from torch import nn
 from medrobust.cli import main
 from medrobust.config import ExperimentConfig
 from medrobust.evaluation.results import Results
-from medrobust.reporting.card import load_card
+from medrobust.reporting.card import load_card, rank_cards
 from medrobust.reporting.gallery import fingerprint, gallery_figure
 from medrobust.reporting.html import SECTIONS
 from medrobust.tasks import LandmarkTask, SegmentationTask
@@ -94,7 +94,7 @@ def test_compare_leaderboard(runs: dict[str, Path], tmp_path: Path, capsys: pyte
     text = capsys.readouterr().out
     assert "leaderboard (ranked by worst-case robust accuracy)" in text
     cards = {name: load_card(runs[name]) for name in runs}
-    order = sorted(cards, key=lambda n: -cards[n]["worst_robust_accuracy"])
+    order = [c["name"] for c in rank_cards(list(cards.values()))]  # the rule itself: tests/test_report_card.py
     board = (out / "leaderboard.md").read_text()
     assert board.index(f"| {order[0]} ") < board.index(f"| {order[1]} ")
 

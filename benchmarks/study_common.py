@@ -4,7 +4,8 @@ histograms over epochs.
 
 A run counts as trained once its folder holds ``metrics.json`` (written when training ends); a folder with only
 ``checkpoint.pt`` was interrupted and continues with ``--resume``; a run counts as evaluated once its
-``results.json`` is newer than its checkpoint. Re-running a study therefore redoes only what is missing.
+``results.json`` is newer than its checkpoint and was computed with the study's evaluation grid. Re-running a
+study therefore redoes only what is missing.
 """
 
 from __future__ import annotations
@@ -49,10 +50,13 @@ def train(out: Path, args: Sequence[str]) -> None:
 
 
 def evaluate(run: Path, grid: Sequence[str]) -> dict[str, Any]:
-    """``medrobust evaluate run grid`` unless its results are newer than the checkpoint; the results document."""
-    results, ckpt = run / "results.json", run / "checkpoint.pt"
-    if not results.exists() or results.stat().st_mtime < ckpt.stat().st_mtime:
+    """``medrobust evaluate run grid`` unless its results are newer than the checkpoint and were computed with the
+    same grid (recorded in ``study_grid.txt`` beside them); the results document."""
+    results, ckpt, stamp = run / "results.json", run / "checkpoint.pt", run / "study_grid.txt"
+    same_grid = not stamp.exists() or stamp.read_text() == " ".join(grid)
+    if not results.exists() or results.stat().st_mtime < ckpt.stat().st_mtime or not same_grid:
         medrobust("evaluate", str(run), *grid, "--no-progress")
+        stamp.write_text(" ".join(grid))
     doc: dict[str, Any] = json.loads(results.read_text())
     return doc
 

@@ -15,7 +15,7 @@ from medrobust.data.base import ArrayDataset, DatasetInfo
 from medrobust.errors import ConfigError
 from medrobust.methods import METHODS
 from medrobust.methods.adaptive_margin import IMA
-from medrobust.methods.amat import amat
+from medrobust.methods.amat import LEGACY_OPTIONS, amat
 from medrobust.methods.base import Batch, StepContext
 from medrobust.methods.loss_threshold import LossPredicate
 from medrobust.tasks import LandmarkTask, SegmentationTask
@@ -54,8 +54,9 @@ def test_amat_is_ima_configured() -> None:
 def test_amat_margins_expand_only_while_the_predicate_holds(only_grow: bool) -> None:
     # Dice ≥ 0.9 breaks once the background pixel exceeds 0.5 (L2 distance 0.3) or the lesion pixel drops to
     # 0.5 (0.4): PGD at radius 0.25 cannot break it, at 0.5 it always does (any ascent direction of the loss).
+    # medrobust's earlier AMAT (the strict τ on clean outputs too): sample 1, wrong on clean data, never moves.
     data, model = two_pixel_data(), threshold_model()
-    method = amat(delta=0.25, tau=0.9, steps=10, only_grow=only_grow)
+    method = amat(**LEGACY_OPTIONS, delta=0.25, tau=0.9, steps=10, only_grow=only_grow)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # the model stays fixed
     margins = []
     fit(model, method, data, None, task=data.task(), optimizer=opt, epochs=4, batch_size=2, progress=False,
@@ -73,7 +74,8 @@ def test_amat_adversarial_term_is_the_mean_over_adversarial_samples() -> None:
     task = data.task()
     x, y, idx = data.batch(torch.arange(2))
     losses = {}
-    for method in (amat(delta=0.6, tau=0.9, steps=10, beta=1.0), IMA.from_options(delta=0.6, beta=1.0, stop="final")):
+    legacy = amat(**LEGACY_OPTIONS, delta=0.6, tau=0.9, steps=10, beta=1.0)
+    for method in (legacy, IMA.from_options(delta=0.6, beta=1.0, stop="final")):
         if method.name == "ima":
             method.tau = 0.9  # same predicate, IMA's /B averaging
         method.setup(model, 2, task)
@@ -124,3 +126,66 @@ def test_amat_derives_the_loss_threshold_from_a_clean_run(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="z needs clean_run"):
         method_options(ExperimentConfig.from_dict({**amat_cfg.to_dict(), "method": {
             "name": "amat", "options": {"tau": 0.1, "z": 2}}}))  # fmt: skip
+
+
+def amat_epochs(method: IMA, epochs: int) -> tuple[list[list[float]], list[dict]]:
+    """Margins after each epoch of ``method`` on the fixed two-pixel model, and the history records."""
+    data, model = two_pixel_data(), threshold_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    margins: list[list[float]] = []
+    hist = fit(model, method, data, None, task=data.task(), optimizer=opt, epochs=epochs, batch_size=2,
+               progress=False, callbacks=(lambda r: margins.append(method._state().E.tolist()),))  # fmt: skip
+    return margins, hist.records
+
+
+def test_official_amat_adversarial_term_is_the_mean_over_every_samples_final_point() -> None:
+    data, model = two_pixel_data(), threshold_model()
+    task = data.task()
+    x, y, idx = data.batch(torch.arange(2))
+    method = amat(delta=0.6, tau=0.9, steps=10, beta=1.0)
+    method.setup(model, 2, task)
+    inputs: list[torch.Tensor] = []
+    model.register_forward_hook(lambda _m, i, _o: inputs.append(i[0].detach().clone()))
+    ctx = StepContext(task, 1, 0, torch.Generator().manual_seed(0), torch.device("cpu"))
+    loss = float(method.training_step(model, Batch(x, y, idx), ctx).loss.detach())
+    final = inputs[-1]  # the adversarial forward: both samples' final PGD points
+    assert final.shape == x.shape and not torch.equal(final, x)
+    assert float((final - x).flatten(1).norm(dim=1).max()) <= 0.6 + 1e-6
+    # sample 1 (Dice 0 on clean data, below τ) counts too: the mean over both samples, not over the flipped one
+    with torch.no_grad():
+        assert loss == pytest.approx(float(task.loss(model(final), y).mean()), rel=1e-5)
+
+
+def test_official_amat_strict_tau_decides_only_the_margin_updates() -> None:
+    # permissive clean predicate (Dice ≥ 0): sample 1, below τ on clean data, counts as clean-correct and is
+    # "flipped" (strict τ) at every radius, so it is refined every epoch (E = mean of E_new and its final PGD
+    # distance); sample 0 expands while τ holds. The earlier AMAT never refined sample 1 (wrong on clean data).
+    official, rec = amat_epochs(amat(delta=0.25, tau=0.9, steps=10), 2)
+    legacy, rec_legacy = amat_epochs(amat(**LEGACY_OPTIONS, delta=0.25, tau=0.9, steps=10), 2)
+    assert official[0][0] == pytest.approx(0.5) and legacy[0][0] == pytest.approx(0.5)
+    assert [r["margin_refined"] for r in rec] == [0.5, 1.0]  # epoch 2: sample 0 flips at 0.5 too
+    assert [r["margin_refined"] for r in rec_legacy] == [0.0, 0.5]
+    assert 0.125 <= official[1][1] <= 0.25 and legacy[1][1] == pytest.approx(0.25)
+    _, rec_tau = amat_epochs(amat(delta=0.25, tau=0.9, clean_tau=0.5, steps=10), 1)
+    assert rec_tau[0]["margin_refined"] == 0.0  # a clean threshold of its own (Dice ≥ 0.5): sample 1 left alone
+
+
+def test_official_amat_start_radius_and_landmark_alpha() -> None:
+    data, model = two_pixel_data(), threshold_model()
+    task = data.task()
+    x, y, _ = data.batch(torch.arange(2))
+    eps = torch.tensor([0.05, 0.3])
+    radii = {}
+    for key, options in (("official", {}), ("legacy", LEGACY_OPTIONS)):
+        method = amat(**{**options, "delta": 0.1, "steps": 1, "alpha": 1e-6})  # the start is the final point
+        method.setup(model, 2, task)
+        ok = torch.ones(2, dtype=torch.bool)
+        x_adv, _ = method.perturb(model, x, y, eps, ok, task, torch.Generator().manual_seed(0))
+        radii[key] = (x_adv - x).flatten(1).norm(dim=1)
+    # min(max(E − δ, δ), E) (nnUNetTrainerV2.py L450): 0.05 → 0.05 (capped at E), 0.3 → 0.2; earlier: E
+    assert radii["official"].tolist() == pytest.approx([0.05, 0.2], abs=1e-4)
+    assert radii["legacy"].tolist() == pytest.approx([0.05, 0.3], abs=1e-4)
+    landmark, seg = amat(), amat()
+    landmark.setup(threshold_model(), 2, LandmarkTask())
+    seg.setup(threshold_model(), 2, SegmentationTask())
+    assert (landmark.attack.alpha, seg.attack.alpha, amat(alpha=3.0).attack.alpha) == (5.0, 4.0, 3.0)

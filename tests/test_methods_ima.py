@@ -1,6 +1,8 @@
+import copy
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -69,7 +71,8 @@ def test_bisection_returns_last_correct_or_midpoint_on_a_known_boundary() -> Non
         final, images([0.55, 0.55, 0.55]), first_wrong, torch.tensor([3, 1, 2]), torch.tensor([False, True, False])
     )
     select = torch.tensor([True, True, False])
-    kw = {"task": BINARY, "steps": 10, "train_mode": False}
+    # medrobust's earlier rules, kept as options: only the selected samples, far end = first wrong iterate
+    kw = {"task": BINARY, "steps": 10, "train_mode": False, "far_end": "first_wrong", "batch": "subset"}
     last = adversarial_point(model, x, y, tracked, select, stop="last_correct", **kw)
     mid = adversarial_point(model, x, y, tracked, select, stop="midpoint", **kw)
     assert torch.equal(last[2], final[2]) and torch.equal(mid[2], final[2])  # not selected: final iterate
@@ -82,6 +85,77 @@ def test_bisection_returns_last_correct_or_midpoint_on_a_known_boundary() -> Non
     it = adversarial_point(model, x, y, tracked, select, stop="last_correct", bracket="iterates", **kw)
     assert 0.5 < float(it[0, 0, 0, 0]) <= 0.5 + 0.25 / 2**10 + 1e-6  # segment 0.55 → 0.3
     assert torch.equal(adversarial_point(model, x, y, tracked, select, stop="final", **kw), final)
+
+
+def test_official_search_bisects_the_whole_batch_toward_the_final_iterate() -> None:
+    model, y = Threshold(), torch.tensor([1, 1, 1])
+    x = images([0.7, 0.7, 0.7])
+    final = images([0.2, 0.8, 0.2])  # sample 1 flipped once, then its final iterate is correct again
+    tracked = Tracked(
+        final, images([0.55] * 3), images([0.3] * 3), torch.tensor([3, 1, 2]), torch.tensor([False, True, False])
+    )
+    select = torch.tensor([True, True, False])
+    sizes: list[int] = []
+    model.register_forward_hook(lambda _m, inputs, _o: sizes.append(len(inputs[0])))
+    point = adversarial_point(model, x, y, tracked, select, task=BINARY, steps=10, train_mode=False)
+    assert sizes == [3] * 10  # every halving forwards the whole batch (RobustDNN_IMA_bn.py L249-260)
+    tol = 0.5 / 2**10 + 1e-6
+    assert 0.5 < float(point[0, 0, 0, 0]) <= 0.5 + tol and 0.5 < float(point[2, 0, 0, 0]) <= 0.5 + tol
+    # far end = the final iterate (Xn2_equal_Xn): the segment 0.7 → 0.8 is correct throughout, so the search
+    # ends next to the final iterate (distance ≈ E) instead of at the boundary before the first wrong iterate
+    assert 0.8 - 0.1 / 2**10 - 1e-6 <= float(point[1, 0, 0, 0]) < 0.8
+    sizes.clear()
+    adversarial_point(model, x, y, tracked, select, task=BINARY, steps=10, train_mode=False, batch="subset")
+    assert sizes == [2] * 10
+    none = torch.zeros(3, dtype=torch.bool)
+    unflipped = Tracked(final, x, x, torch.zeros(3, dtype=torch.long), torch.ones(3, dtype=torch.bool))
+    assert torch.equal(adversarial_point(model, x, y, unflipped, none, task=BINARY), final)  # nothing flipped
+
+
+def test_full_batch_step_forwards_every_adversarial_point_and_subset_only_the_flipped() -> None:
+    sizes: dict[str, list[int]] = {}
+    for batch in ("full", "subset"):
+        model = Threshold()
+        ima = IMA.from_options(delta=0.1, e_max=0.35, search_batch=batch)  # type: ignore[arg-type]
+        ima.setup(model, 6, BINARY)
+        assert ima.margins is not None
+        ima.margins.E = torch.tensor([0.2, 0.1, 0.25, 0.3, 0.25, 0.3])
+        ima.margins.begin_epoch()
+        seen: list[int] = []
+        model.register_forward_hook(lambda _m, inputs, _o, s=seen: s.append(len(inputs[0])))
+        batch_ = Batch(images([0.1, 0.9, 0.6, 0.4]), torch.tensor([0, 1, 1, 1]), torch.tensor([3, 1, 0, 5]))
+        ima.training_step(model, batch_, ctx())
+        sizes[batch] = seen
+    # clean forward, 21 PGD iterates, 10 halvings, adversarial forward
+    assert sizes["full"] == [4] * 33
+    assert sizes["subset"] == [4] * 22 + [1] * 11  # only dataset index 0 is clean-correct and flipped
+
+
+def test_attack_and_search_run_in_fp32_under_bf16_autocast() -> None:
+    torch.manual_seed(0)
+    base = models.create("small_cnn", in_channels=1, num_outputs=1, width=4, norm="none")
+    x, y, idx = blobs(16).batch(torch.arange(16))
+    opt = torch.optim.Adam(base.parameters(), lr=0.01)
+    for _ in range(30):
+        opt.zero_grad()
+        BINARY.loss(base(x), y).mean().backward()
+        opt.step()
+    results = []
+    for amp in (False, True):
+        model = copy.deepcopy(base)
+        ima = IMA.from_options(delta=0.01, e_max=3.0, steps=10)
+        ima.setup(model, 16, BINARY)
+        assert ima.margins is not None
+        ima.margins.E = torch.linspace(0.01, 2.0, 16)
+        ima.margins.begin_epoch()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            out = ima.training_step(model, Batch(x, y, idx), ctx(seed=3))
+        assert out.output is not None
+        results.append((BINARY.correct(out.output.float(), y), ima.margins.flipped.clone(), ima.margins.E_new.clone()))
+    (ok32, flip32, e32), (ok16, flip16, e16) = results
+    assert torch.equal(ok32, ok16)  # the clean decisions agree, so the margins must too
+    assert int((ok32 & flip32).sum()) > 0 and torch.equal(flip32, flip16)
+    assert torch.equal(e32, e16)
 
 
 def test_tracked_pgd_records_iterates_around_the_first_flip() -> None:
@@ -212,6 +286,8 @@ def test_exact_resume_with_margins_and_epoch_outputs(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "a").glob("margins_epoch*.png")) == [
         f"margins_epoch{i:03d}.png" for i in (1, 2, 3)
     ]
+    saved = np.load(tmp_path / "a" / "margins_epoch003.npz")
+    assert np.array_equal(saved["margins"], m_full.margins.E.numpy()) and saved["correct"].dtype == bool
 
 
 def test_margin_stable_signal(tmp_path: Path) -> None:

@@ -47,7 +47,8 @@ class MethodConfig:
 
 @dataclass
 class OptimConfig:
-    """Optimizer (``sgd``, ``adam``, ``adamw``) and learning-rate schedule (``none``, ``multistep``, ``cosine``)."""
+    """Optimizer (``sgd``, ``adam``, ``adamw``) and learning-rate schedule (``none``, ``multistep``, ``piecewise``,
+    ``cosine``); ``lr_values`` are the piecewise schedule's rates from each milestone on."""
 
     name: str = "adam"
     lr: float = 1e-3
@@ -57,6 +58,7 @@ class OptimConfig:
     schedule: str = "cosine"
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
+    lr_values: list[float] = field(default_factory=list)
 
 
 @dataclass

@@ -66,6 +66,7 @@ def bisect_boundary(
     train_mode: bool = False,
     refine: Refine = "bisection",
     margins: tuple[Tensor, Tensor] | None = None,
+    whole_batch: bool = False,
 ) -> Boundary:
     """Search each segment ``[x, x_far]`` for the boundary of ``task.correct``.
 
@@ -73,9 +74,10 @@ def bisect_boundary(
     times, so the boundary is located to ``‖x_far − x‖/2^steps``. ``"illinois"`` probes where the straight line
     through the bracket ends' ``task.margin`` values crosses zero (halving the value of an end kept twice), and
     falls back to the midpoint where the margins do not change sign; the bracket stays valid whatever the margin
-    does, because each probe is classified with ``task.correct``. Only crossing samples are evaluated (METHODS:
-    bisect the flipped samples alone). Samples whose ``x`` is misclassified get ``t_lo = t_hi = 0`` (distance 0);
-    samples whose ``x_far`` is still correct get ``t_lo = t_hi = 1`` (``last_correct = x_far``, ``upper = inf``).
+    does, because each probe is classified with ``task.correct``. By default only crossing samples are evaluated
+    (METHODS: bisect the flipped samples alone): samples whose ``x`` is misclassified get ``t_lo = t_hi = 0``
+    (distance 0), samples whose ``x_far`` is still correct get ``t_lo = t_hi = 1`` (``last_correct = x_far``,
+    ``upper = inf``). With ``whole_batch`` every sample is probed and keeps its own bracket.
 
     Args:
         model: the classifier, run under ``torch.no_grad``.
@@ -89,6 +91,11 @@ def bisect_boundary(
         refine: ``"bisection"`` (published) or ``"illinois"``.
         margins: optional ``task.margin`` at ``x`` and at ``x_far`` (``"illinois"`` only; saves one forward pass
             of the crossing samples when the caller already has them, e.g. from the attack's iterates).
+        whole_batch: probe every sample of the batch, crossing or not, and return each one's own bracket (IMA's
+            official ``refine_onto_boundary``, SarielMa/Increasing-Margin-Adversarial-Training c3f6df0
+            ``classification/core/RobustDNN_IMA_bn.py`` L249-260, which forwards the whole batch at every halving).
+            With ``train_mode`` and batch norm a sample's output depends on its batch, so this is what makes the
+            boundary the official one; without batch statistics it only costs time.
 
     Shape:
         - x, x_far: ``(N, *)`` in [0, 1]; y: ``(N, ...)``; crossed: ``(N,)``; margins: two ``(N,)``.
@@ -113,7 +120,7 @@ def bisect_boundary(
             crossed = near_ok & ~task.correct(model(x_far), y)
             t_lo, t_hi = torch.where(near_ok, t_lo, 0.0), torch.where(near_ok, t_hi, 0.0)
         crossed = crossed.to(device=x.device, dtype=torch.bool)
-        ids = crossed.nonzero().squeeze(1)
+        ids = torch.arange(n, device=x.device) if whole_batch else crossed.nonzero().squeeze(1)
         if ids.numel():
             xs, fs, ys = x[ids], x_far[ids], y[ids]
             if refine == "bisection":

@@ -10,6 +10,7 @@ and the adversarial point is a :func:`~medrobust.methods.margin_attack.adversari
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,24 +28,32 @@ from medrobust.methods.loss_threshold import PREDICATES, resolve_predicate
 from medrobust.methods.margin_attack import (
     ATTACK_LOSSES,
     BRACKETS,
+    FAR_ENDS,
     REFINES,
+    SEARCH_BATCHES,
     STARTS,
     STOPS,
     AttackLoss,
     Bracket,
+    FarEnd,
     Refine,
+    SearchBatch,
     Start,
     Stop,
     adversarial_point,
     tracked_pgd,
 )
-from medrobust.methods.margin_report import margin_logs, save_margin_figure
+from medrobust.methods.margin_report import margin_logs, save_margin_arrays, save_margin_figure
 from medrobust.methods.margins import Margins
 from medrobust.runtime import model_device, model_mode
 from medrobust.tasks.base import Task
 
 REPORT_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 ADV_MEANS = ("batch", "adversarial")
+ADV_SAMPLES = ("flipped", "correct")
+CLEAN_PREDICATES = ("strict", "any")
+START_RADII = ("margin", "lagged")
+LANDMARK_ALPHA = 5.0  # amat_conf d0aa94e landmark_detection/train_AMAT_2zscore.py L172 (alpha = 5)
 
 
 @dataclass(frozen=True)
@@ -53,23 +62,30 @@ class MarginAttack:
 
     Args:
         norm: ``"l2"`` (published) or ``"linf"``.
-        alpha: step length ``alpha·E[i]/steps`` (4).
+        alpha: step length ``alpha·E[i]/steps`` (4: MedMNIST_CNN_IMA.py L209); None: the task's published value,
+            5 for landmarks (amat_conf ``landmark_detection/train_AMAT_2zscore.py`` L172) and 4 otherwise.
         steps: PGD steps (20).
         loss: ``"ce"`` (summed task loss) or ``"margin"`` (soft logit margin, PathMNIST/CIFAR-10).
         random_start: ``"sphere"`` (published quirk Q1) or ``"ball"``.
         train_mode: attack and search the boundary with batch norm in train mode (published).
+        start_radius: radius of the random start: ``"margin"``, ``E`` (IMA: ``get_noise_init`` takes
+            ``max(E, max(E − δ, 1e-3))``, RobustDNN_PGD.py L242-262 with MedMNIST_CNN_IMA.py L87) or ``"lagged"``,
+            ``min(max(E − δ, δ), E)`` (AMAT: nnUNetTrainerV2.py L450 and amat_conf ``RobustDNN_PGD.py`` L235-244).
     """
 
     norm: Norm = "l2"
-    alpha: float = 4.0
+    alpha: float | None = 4.0
     steps: int = 20
     loss: AttackLoss = "ce"
     random_start: Start = "sphere"
     train_mode: bool = True
+    start_radius: str = "margin"
 
     def __post_init__(self) -> None:
         check_norm(self.norm)
-        positive("ima", "alpha", self.alpha)
+        if self.alpha is not None:
+            positive("ima", "alpha", self.alpha)
+        choice("ima", "start_radius", self.start_radius, START_RADII)
         positive("ima", "steps", self.steps)
         choice("ima", "attack_loss", self.loss, ATTACK_LOSSES)
         choice("ima", "random_start", self.random_start, STARTS)
@@ -86,15 +102,25 @@ class BoundarySearch:
         refine: ``"bisection"`` (published) or ``"illinois"`` (modified regula falsi on ``task.margin``; 4 steps
             locate the boundary at least as precisely as 10 halvings, see ``benchmarks/bench_methods.py``).
         steps: halvings (default 10) or Illinois steps (default 4).
+        far_end: with ``bracket="clean"``, the far end of the segment where the final iterate is classified
+            correctly again after a flip: the final iterate (``"final"``, official, RobustDNN_IMA_bn.py L107-108)
+            or the first misclassified iterate (``"first_wrong"``, medrobust before issue 12).
+        batch: ``"full"`` (official): search and forward the adversarial points of the whole batch, as
+            RobustDNN_IMA_bn.py L249-260 and L444 do, so train-mode batch norm sees the whole batch; ``"subset"``:
+            only the clean-correct flipped samples (faster; their batch statistics are the subset's).
     """
 
     stop: Stop = "last_correct"
     bracket: Bracket = "clean"
     refine: Refine = "bisection"
     steps: int | None = None
+    far_end: FarEnd = "final"
+    batch: SearchBatch = "full"
 
     def __post_init__(self) -> None:
         choice("ima", "stop", self.stop, STOPS)
+        choice("ima", "far_end", self.far_end, FAR_ENDS)
+        choice("ima", "search_batch", self.batch, SEARCH_BATCHES)
         choice("ima", "bracket", self.bracket, BRACKETS)
         choice("ima", "refine", self.refine, REFINES)
         if self.steps is not None:
@@ -133,34 +159,45 @@ class IMA(TrainingMethod):
 
     Per batch: a clean train-mode forward; PGD on the whole batch with radius ``E[i]``, ``steps`` steps of
     ``alpha·E[i]/steps`` (L2-normalised gradient, sign for L∞), tracking each sample's flips; bisection
-    (``refine_steps``, no gradient) of the clean-correct flipped samples onto the boundary; loss
-    ``(1 − β)·mean L(x) + β·Σ_{i∈A} L(x_adv_i)/B`` with ``A`` = clean-correct and flipped and a separate
-    train-mode forward of the adversarial points of ``A`` (skipped when ``A`` is empty);
-    ``E_new[i] = (E_new[i] + ‖x_adv_i − x_i‖)/2`` for ``i ∈ A``. Epoch end: see :meth:`Margins.update`. Margins
-    are checkpointed (exact resume).
+    (``refine_steps``, no gradient) onto the boundary; loss ``(1 − β)·mean L(x) + β·Σ_{i∈A} L(x_adv_i)/B`` with
+    ``A`` = clean-correct and flipped, the adversarial points forwarded in train mode;
+    ``E_new[i] = (E_new[i] + ‖x_adv_i − x_i‖)/2`` for clean-correct flipped ``i``. Epoch end: see
+    :meth:`Margins.update`. Margins are checkpointed (exact resume).
+
+    The attack and the boundary search always run in fp32 with autocast disabled, whatever the training loop's
+    mixed-precision setting (autocast covers only the update's forward and backward): at PathMNIST's δ = 0.03
+    (L2, 3×28×28) a bf16 cast loses most of the perturbation and a bisection to ``E/1024`` is impossible.
 
     Logs per epoch ``margin_q10/q50/q90/mean``, ``margin_expanded`` (fraction of the samples seen whose margin
     grew; samples held at ``e_max`` do not count), ``margin_refined``, ``margin_acc@ε`` (training accuracy
     estimated from the margins) at ``report_eps`` (default ``e_max·(0, ¼, ½, ¾, 1)``),
     ``margin_epochs_without_expansion`` and, with ``stable_epochs = N > 0``, ``margin_stable`` (1 once no
-    margin grew for N epochs: a stop signal); writes ``margins_epoch{N:03d}.png`` into the run folder.
+    margin grew for N epochs: a stop signal); writes ``margins_epoch{N:03d}.png`` and ``.npz`` (the margins) into
+    the run folder.
 
-    Deviations from the official code, on purpose: only the clean-correct flipped samples are bisected and
-    forwarded for the adversarial term (their points are the only ones the loss uses; the others would only cost
-    time and shape the batch-norm statistics), so with train-mode batch norm those statistics are the subset's;
-    where the final PGD iterate is back on the correct side, the first misclassified iterate is the far end of
-    the bisection segment.
+    The defaults follow the official code (SarielMa/Increasing-Margin-Adversarial-Training at c3f6df0); the
+    earlier medrobust behaviour stays available as named options: ``search.batch="subset"`` (bisect and forward
+    only the clean-correct flipped samples) and ``search.far_end="first_wrong"``.
 
     Args:
         attack: the PGD at each sample's margin (:class:`MarginAttack`).
         search: the boundary search (:class:`BoundarySearch`).
         schedule: margin start, growth and limits (:class:`MarginSchedule`).
         beta: weight of the adversarial term (0.5).
-        predicate: what "correct" means: ``"task"`` (``task.correct``) or ``"loss"`` (per-sample loss ≤ ``tau``,
-            AMAT's loss-defined margin; see :func:`~medrobust.methods.loss_threshold.resolve_predicate`).
+        predicate: what "correct" means for the margins: ``"task"`` (``task.correct``) or ``"loss"`` (per-sample
+            loss ≤ ``tau``, AMAT's loss-defined margin; see
+            :func:`~medrobust.methods.loss_threshold.resolve_predicate`).
         tau: threshold: replaces the task's (Dice/error) with ``"task"``; the loss threshold with ``"loss"`` (a
             clean run's losses give it where runs are assembled: ``training.runs``, option ``clean_run``).
         adv_mean: adversarial term ``Σ_A L/B`` (``"batch"``, IMA) or the mean over ``A`` (``"adversarial"``, AMAT).
+        adv_samples: ``A``: the clean-correct samples that flipped (``"flipped"``, IMA ``model_Xn_advc_p=1``,
+            MedMNIST_CNN_IMA.py L217) or every clean-correct sample at its final PGD point (``"correct"``, AMAT
+            ``model_Xn_advc_p=0``: RobustDNN_AMAT_claregseg.py L437-445).
+        clean_predicate: "clean-correct" for ``A`` and the margins' bookkeeping: the margin predicate
+            (``"strict"``, IMA) or every sample (``"any"``: AMAT's clean predicate ``Dice ≥ 0``,
+            nnUNetTrainerV2.py L336; the strict τ then decides only the flips, L360).
+        clean_tau: a threshold for a clean predicate of its own (same kind as ``predicate``; e.g. a loose landmark
+            error, amat_conf ``train_AMAT_2zscore.py`` L47-51 uses ``de ≤ 1.0``); overrides ``clean_predicate``.
         report_eps: ε values of ``margin_acc@ε`` (None: fractions of ``e_max``).
         name: the method's name in messages (``"ima"`` or ``"amat"``).
 
@@ -169,8 +206,8 @@ class IMA(TrainingMethod):
 
     Examples:
         >>> ima = IMA(schedule=MarginSchedule(delta=0.05, e_max=0.5), attack=MarginAttack(steps=7))
-        >>> ima.attack.alpha, ima.search.n_steps
-        (4.0, 10)
+        >>> ima.attack.alpha, ima.search.n_steps, ima.search.batch, ima.search.far_end
+        (4.0, 10, 'full', 'final')
         >>> IMA.from_options(delta=0.05, e_max=0.5, steps=7).attack == ima.attack
         True
     """
@@ -185,19 +222,26 @@ class IMA(TrainingMethod):
         predicate: str = "task",
         tau: float | None = None,
         adv_mean: str = "batch",
+        adv_samples: str = "flipped",
+        clean_predicate: str = "strict",
+        clean_tau: float | None = None,
         report_eps: list[float] | None = None,
         name: str = "ima",
     ) -> None:
         self.name = name
         choice(name, "predicate", predicate, PREDICATES)
         choice(name, "adv_mean", adv_mean, ADV_MEANS)
+        choice(name, "adv_samples", adv_samples, ADV_SAMPLES)
+        choice(name, "clean_predicate", clean_predicate, CLEAN_PREDICATES)
         fraction(name, "beta", beta)
         self.attack, self.search, self.schedule = attack, search, schedule
         self.beta, self.predicate, self.tau, self.adv_mean = float(beta), predicate, tau, adv_mean
+        self.adv_samples, self.clean_predicate, self.clean_tau = adv_samples, clean_predicate, clean_tau
         e_max = schedule.e_max
         fractions = [f * e_max for f in REPORT_FRACTIONS] if math.isfinite(e_max) else [0.0]
         self.report_eps = [float(e) for e in report_eps] if report_eps is not None else fractions
         self.task: Task | None = None
+        self.clean_task: Task | None = None
         self.margins: Margins | None = None
         self.epochs_without_expansion = 0
 
@@ -207,7 +251,7 @@ class IMA(TrainingMethod):
         norm: Norm = "l2",
         delta: float = 0.03,
         e_max: float = 3.0,
-        alpha: float = 4.0,
+        alpha: float | None = 4.0,
         steps: int = 20,
         beta: float = 0.5,
         attack_loss: AttackLoss = "ce",
@@ -223,14 +267,21 @@ class IMA(TrainingMethod):
         tau: float | None = None,
         adv_mean: str = "batch",
         only_grow: bool = False,
+        search_batch: SearchBatch = "full",
+        far_end: FarEnd = "final",
+        start_radius: str = "margin",
+        adv_samples: str = "flipped",
+        clean_predicate: str = "strict",
+        clean_tau: float | None = None,
         name: str = "ima",
     ) -> IMA:
         """IMA from flat options (a config file's ``method.options``); defaults are the published ones."""
         return cls(
-            MarginAttack(norm, alpha, steps, attack_loss, random_start, train_mode_attack),
-            BoundarySearch(stop, bracket, refine, refine_steps),
+            MarginAttack(norm, alpha, steps, attack_loss, random_start, train_mode_attack, start_radius),
+            BoundarySearch(stop, bracket, refine, refine_steps, far_end, search_batch),
             MarginSchedule(delta, e_max, only_grow, margin_stable_epochs),
-            beta=beta, predicate=predicate, tau=tau, adv_mean=adv_mean, report_eps=report_eps, name=name,
+            beta=beta, predicate=predicate, tau=tau, adv_mean=adv_mean, adv_samples=adv_samples,
+            clean_predicate=clean_predicate, clean_tau=clean_tau, report_eps=report_eps, name=name,
         )  # fmt: skip
 
     def setup(self, model: nn.Module, train_size: int, task: Task) -> None:
@@ -238,9 +289,16 @@ class IMA(TrainingMethod):
         self.margins = Margins(train_size, self.schedule.delta, device)
         self.epochs_without_expansion = 0
         self.task = resolve_predicate(task, self.predicate, self.tau)
+        if self.clean_tau is not None:
+            self.clean_task = resolve_predicate(task, self.predicate, self.clean_tau)
+        else:
+            self.clean_task = None if self.clean_predicate == "any" else self.task
+        if self.attack.alpha is None:
+            alpha = LANDMARK_ALPHA if task.kind == "landmark" else 4.0
+            self.attack = dataclasses.replace(self.attack, alpha=alpha)
 
     def _state(self) -> Margins:
-        if self.margins is None:
+        if self.margins is None or self.task is None:
             raise RuntimeError("IMA.setup(model, train_size, task) must run before training")  # programming error
         return self.margins
 
@@ -255,9 +313,23 @@ class IMA(TrainingMethod):
         generator: torch.Generator | None,
         clean_margin: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Adversarial points ``(B, *)`` (detached) and the bool ``(B,)`` flipped mask for radii ``eps`` ``(B,)``."""
+        """Adversarial points ``(B, *)`` (detached, fp32) and the bool ``(B,)`` flipped mask for radii ``eps``.
+
+        Runs in fp32 with autocast disabled on ``x``'s device type, whatever the caller's autocast state.
+
+        Shape:
+            - x: ``(B, *)``; eps, clean_ok, clean_margin: ``(B,)``.
+        """
         attack, search = self.attack, self.search
-        with model_mode(model, attack.train_mode):
+        if attack.alpha is None:
+            raise RuntimeError("IMA.setup(model, train_size, task) must run before perturb")  # programming error
+        alpha = attack.alpha
+        x, eps = x.detach().float(), eps.float()
+        start_eps = None
+        if attack.start_radius == "lagged":
+            delta = self.schedule.delta
+            start_eps = torch.minimum((eps - delta).clamp(min=delta), eps)
+        with torch.autocast(x.device.type, enabled=False), model_mode(model, attack.train_mode):
             tracked = tracked_pgd(
                 model,
                 x,
@@ -266,11 +338,12 @@ class IMA(TrainingMethod):
                 eps=eps,
                 norm=attack.norm,
                 steps=attack.steps,
-                step_size=eps * (attack.alpha / attack.steps),
+                step_size=eps * (alpha / attack.steps),
                 loss=attack.loss,
                 start=attack.random_start,
                 generator=generator,
                 track_margins=search.refine == "illinois" and search.stop != "final",
+                start_eps=start_eps,
             )
             flipped = tracked.flips > 0
             x_adv = adversarial_point(
@@ -286,24 +359,36 @@ class IMA(TrainingMethod):
                 train_mode=attack.train_mode,
                 refine=search.refine,
                 clean_margin=clean_margin,
+                far_end=search.far_end,
+                batch=search.batch,
             )
         return x_adv.detach(), flipped
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> StepOutput:
-        margins, task = self._state(), self.task or ctx.task
+        margins = self._state()
+        task = self.task or ctx.task
         x, y = batch.x, batch.target
         clean = model(x)
-        clean_ok = task.correct(clean.detach(), y)
-        eps = margins.E[batch.index].to(x.dtype)
-        clean_margin = task.margin(clean.detach(), y).float() if self.search.refine == "illinois" else None
+        out = clean.detach().float()
+        clean_ok = torch.ones(len(x), dtype=torch.bool, device=x.device)
+        if self.clean_task is not None:
+            clean_ok = self.clean_task.correct(out, y)
+        eps = margins.E[batch.index].float()
+        clean_margin = task.margin(out, y).float() if self.search.refine == "illinois" else None
         x_adv, flipped = self.perturb(model, x, y, eps, clean_ok, task, ctx.generator, clean_margin)
-        use = clean_ok & flipped
+        use = clean_ok & flipped if self.adv_samples == "flipped" else clean_ok
         loss = (1 - self.beta) * task.loss(clean, y).mean()
         ids = use.nonzero().squeeze(1)
-        if ids.numel():
-            count = len(x) if self.adv_mean == "batch" else ids.numel()
-            loss = loss + self.beta * task.loss(model(x_adv[ids]), y[ids]).sum() / count
-        margins.record(batch.index, clean_ok, flipped, norm_of(x_adv - x.detach(), self.attack.norm))
+        count = len(x) if self.adv_mean == "batch" else max(ids.numel(), 1)
+        if self.search.batch == "full":
+            # official: the whole batch's adversarial points are forwarded whenever a sample is clean-correct
+            # (RobustDNN_IMA_bn.py L417-452), so train-mode batch norm sees the whole batch
+            if self.beta > 0 and bool(clean_ok.any()):
+                adv_out = model(x_adv.to(x.dtype))
+                loss = loss + self.beta * task.loss(adv_out[ids], y[ids]).sum() / count
+        elif ids.numel():
+            loss = loss + self.beta * task.loss(model(x_adv[ids].to(x.dtype)), y[ids]).sum() / count
+        margins.record(batch.index, clean_ok, flipped, norm_of(x_adv - x.detach().float(), self.attack.norm))
         flip_rate, adv_rate = torch.stack([flipped.float().mean(), use.float().mean()]).tolist()
         return StepOutput(loss, clean.detach(), {"flipped_fraction": flip_rate, "adv_fraction": adv_rate})
 
@@ -327,6 +412,7 @@ class IMA(TrainingMethod):
             save_margin_figure(
                 path, margins.E[seen], ok[seen], e_max=sched.e_max, epoch=ctx.epoch, norm=self.attack.norm
             )
+            save_margin_arrays(path.with_suffix(".npz"), margins.E[seen], ok[seen])
         margins.begin_epoch()
         return logs
 

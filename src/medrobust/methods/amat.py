@@ -1,5 +1,10 @@
 """AMAT: Adaptive-Margin Adversarial Training (Ma & Liang, arXiv 2206.01736; METHODS §1.6) — a preset of the
-:class:`~medrobust.methods.adaptive_margin.IMA` class, not a second implementation."""
+:class:`~medrobust.methods.adaptive_margin.IMA` class, not a second implementation.
+
+The defaults follow the official code, SarielMa/amat_conf at d0aa94e (``nnUNet/nnunet/AMAT/
+RobustDNN_AMAT_claregseg.py``, ``nnUNet/nnunet/training/network_training/nnUNetTrainerV2.py``,
+``landmark_detection/train_AMAT_2zscore.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,23 +14,46 @@ from typing import Any
 
 from medrobust.methods.adaptive_margin import IMA
 
-AMAT_DEFAULTS: dict[str, Any] = {"delta": 0.1, "e_max": math.inf, "stop": "final", "adv_mean": "adversarial"}
+AMAT_DEFAULTS: dict[str, Any] = {
+    "delta": 0.1,  # no published δ for segmentation; ours (landmarks: E_max/10, train_AMAT_2zscore.py L168)
+    "e_max": math.inf,
+    "alpha": None,  # 4 (run_AMAT_training.py L223), 5 for landmarks (train_AMAT_2zscore.py L172)
+    "stop": "final",  # the final PGD point, no bisection (RobustDNN_AMAT_claregseg.py L419-436)
+    "adv_mean": "adversarial",  # loss3 = Σ_A L / |A| (RobustDNN_AMAT_claregseg.py L445)
+    "adv_samples": "correct",  # A = every clean-correct sample (model_Xn_advc_p=0: run_AMAT_training.py L234, L437-440)
+    "clean_predicate": "any",  # clean predicate Dice ≥ 0, always true (nnUNetTrainerV2.py L330-337)
+    "start_radius": "lagged",  # start radius min(max(E − δ, δ), E) (nnUNetTrainerV2.py L450, RobustDNN_PGD.py L235-244)
+}
+LEGACY_OPTIONS: dict[str, Any] = {
+    "alpha": 4.0,
+    "adv_samples": "flipped",
+    "clean_predicate": "strict",
+    "start_radius": "margin",
+}
+"""medrobust's AMAT before issue 12: ``amat(**LEGACY_OPTIONS, ...)``."""
 
 
 def amat(**options: Any) -> IMA:
     """AMAT: :class:`IMA` with AMAT's defaults; ``options`` as for :meth:`IMA.from_options`.
 
-    The predicate is the task's (Dice ≥ τ for segmentation, error ≤ τ for landmarks) or the loss-defined margin
-    "loss ≤ τ" (``predicate="loss"``, ``tau`` given, or derived from a clean run where runs are assembled); the
-    adversarial point is the final PGD iterate (``stop="final"``, no bisection); the adversarial term is the mean
-    over the adversarial samples; ``e_max`` defaults to ∞; ``only_grow=True`` is the landmark setting. Published:
-    L2, α = 4 (landmarks 5), 20 steps; landmarks δ = E_max/10. There is no published δ for segmentation; the
-    default 0.1 is ours.
+    The margin predicate is the task's (Dice ≥ τ for segmentation, error ≤ τ for landmarks) or the loss-defined
+    margin "loss ≤ τ" (``predicate="loss"``, ``tau`` given, or derived from a clean run where runs are
+    assembled); it decides only the flips, hence the margin updates (official thresholds: MSD Heart / Hippocampus
+    / Prostate Dice ≥ 0.911 / 0.807 / 0.861, nnUNetTrainerV2.py L347-360; landmarks ``de ≤ 0.02623``,
+    ``rx, ry ≤ 0.02774``, train_AMAT_2zscore.py L63-67). The adversarial term is the mean over **every** sample's
+    final PGD point at its own radius (``adv_samples="correct"`` with the permissive ``clean_predicate="any"``;
+    ``clean_tau`` sets a loose clean threshold of its own instead); the random start has radius
+    ``min(max(E − δ, δ), E)``; α = 5 for landmarks and 4 otherwise; ``e_max`` defaults to ∞; ``only_grow=True``
+    is the landmark setting. There is no published δ for segmentation; the default 0.1 is ours. The behaviour of
+    medrobust before issue 12 is ``amat(**LEGACY_OPTIONS)`` (adversarial term over the clean-correct flipped
+    samples, the strict τ on the clean output too, start at radius ``E``, α = 4).
 
     Examples:
         >>> m = amat(tau=0.9)
-        >>> m.name, m.search.stop, m.schedule.e_max, m.adv_mean
-        ('amat', 'final', inf, 'adversarial')
+        >>> m.name, m.search.stop, m.schedule.e_max, m.adv_mean, m.adv_samples, m.clean_predicate
+        ('amat', 'final', inf, 'adversarial', 'correct', 'any')
+        >>> amat(**LEGACY_OPTIONS).adv_samples
+        'flipped'
     """
     return IMA.from_options(**{**AMAT_DEFAULTS, **options, "name": "amat"})
 

@@ -25,10 +25,14 @@ AttackLoss = Literal["ce", "margin"]
 Start = Literal["sphere", "ball"]
 Stop = Literal["last_correct", "midpoint", "final"]
 Bracket = Literal["clean", "iterates"]
+FarEnd = Literal["final", "first_wrong"]
+SearchBatch = Literal["full", "subset"]
 ATTACK_LOSSES: tuple[str, ...] = ("ce", "margin")
 STARTS: tuple[str, ...] = ("sphere", "ball")
 STOPS: tuple[str, ...] = ("last_correct", "midpoint", "final")
 BRACKETS: tuple[str, ...] = ("clean", "iterates")
+FAR_ENDS: tuple[str, ...] = ("final", "first_wrong")
+SEARCH_BATCHES: tuple[str, ...] = ("full", "subset")
 __all__ = ["REFINES", "Refine", "Tracked", "adversarial_point", "attack_objective", "soft_margin", "tracked_pgd"]
 
 
@@ -107,6 +111,7 @@ def tracked_pgd(
     start: Start = "sphere",
     generator: torch.Generator | None = None,
     track_margins: bool = True,
+    start_eps: Tensor | None = None,
 ) -> Tracked:
     """PGD with per-sample radius ``eps`` that tracks the iterates around each sample's first flip.
 
@@ -114,16 +119,17 @@ def tracked_pgd(
     onto the ball ∩ [0, 1]; the ``steps + 1`` iterates (start included) are all classified. Runs in the model's
     current mode; gradients are taken with respect to the input only, and no ``.item()`` sync happens in the loop.
     ``track_margins=False`` skips ``task.margin`` at every iterate (only Illinois refinement uses it; for dense
-    tasks it costs a Dice evaluation per iterate) and returns ``margins=None``.
+    tasks it costs a Dice evaluation per iterate) and returns ``margins=None``. ``start_eps`` is the random start's
+    radius (default ``eps``; AMAT starts at ``min(max(E − δ, δ), E)``).
 
     Shape:
-        - x: ``(N, *)`` in [0, 1]; y: targets of ``task``; eps, step_size: ``(N,)``.
+        - x: ``(N, *)`` in [0, 1]; y: targets of ``task``; eps, step_size, start_eps: ``(N,)``.
     """
     x = x.detach()
     tracker = FlipTracker(task, x, track_margins)
     run = gradient_ascent(
         model,
-        start_point(x, eps, norm, start, generator),
+        start_point(x, eps if start_eps is None else start_eps, norm, start, generator),
         y,
         lambda out, target: attack_objective(task, out, target, loss),
         ProjectedStep.around(x, eps, step_size, norm),
@@ -179,35 +185,58 @@ def adversarial_point(
     train_mode: bool = True,
     refine: Refine = "bisection",
     clean_margin: Tensor | None = None,
+    far_end: FarEnd = "final",
+    batch: SearchBatch = "full",
 ) -> Tensor:
     """The point each sample trains on: a boundary point for the ``select``-ed samples, the final iterate otherwise.
 
     ``stop="final"`` (AMAT) keeps the final PGD iterate. Otherwise the selected samples (flipped ones) are bisected
-    ``steps`` times (no gradient) along a segment from the correct side to the wrong side: ``bracket="clean"``
-    (IMA's settings) uses ``x`` to the final iterate, or to the first misclassified iterate where the final one is
-    back on the correct side; ``bracket="iterates"`` uses the last-correct and first-wrong iterates. ``stop``
-    returns the last point known correct (``"last_correct"``, IMA ``stop=3``) or the bracket's midpoint
-    (``"midpoint"``, ``stop=1``). ``refine="illinois"`` replaces the halvings by Illinois steps (see
+    ``steps`` times (no gradient) along a segment from the correct side to the wrong side. ``bracket="clean"``
+    (IMA's settings) runs from ``x`` to the far end ``far_end``: the final iterate (``"final"``, official: the
+    far end ``Xn2`` is set to the final iterate, ``Xn2_equal_Xn=1``, RobustDNN_IMA_bn.py L107-108 and
+    MedMNIST_CNN_IMA.py L219, even when the final iterate is classified correctly again after a flip) or, where
+    the final iterate is back on the correct side, the first misclassified iterate (``"first_wrong"``).
+    ``bracket="iterates"`` uses the last-correct and first-wrong iterates. ``stop`` returns the last point known
+    correct (``"last_correct"``, IMA ``stop=3``) or the bracket's midpoint (``"midpoint"``, ``stop=1``).
+    ``refine="illinois"`` replaces the halvings by Illinois steps (see
     :func:`~medrobust.attacks.boundary.bisect_boundary`), using the margins tracked by :func:`tracked_pgd` and
     ``clean_margin`` (``task.margin`` at ``x``) as the segment ends' values when they are available.
+
+    ``batch="full"`` (official, RobustDNN_IMA_bn.py L109-120 and L249-260) searches as soon as any sample flipped,
+    probes the whole batch at every step (its batch-norm statistics in train mode are the whole batch's) and
+    returns every sample's search result; ``"subset"`` probes only the ``select``-ed samples and returns the
+    final iterate for the others (faster; with train-mode batch norm the statistics are the subset's).
 
     Shape:
         - x: ``(N, *)``; select: bool ``(N,)``; clean_margin: ``(N,)``; output: ``(N, *)``.
     """
-    if stop == "final" or not bool(select.any()):
+    full = batch == "full"
+    trigger = tracked.flips > 0 if full else select
+    if stop == "final" or not bool(trigger.any()):
         return tracked.final
     g = tracked.margins
     ends: tuple[Tensor, Tensor] | None = None
     if bracket == "clean":
         near = x.detach()
-        far = torch.where(view(tracked.final_correct, x), tracked.first_wrong, tracked.final)
+        back = tracked.final_correct if far_end == "first_wrong" else torch.zeros_like(tracked.final_correct)
+        far = torch.where(view(back, x), tracked.first_wrong, tracked.final)
         if g is not None and clean_margin is not None:
-            ends = (clean_margin, torch.where(tracked.final_correct, g[1], g[2]))
+            ends = (clean_margin, torch.where(back, g[1], g[2]))
     else:
         near, far = tracked.last_correct, tracked.first_wrong
         ends = None if g is None else (g[0], g[1])
     found = bisect_boundary(
-        model, near, far, y, task=task, steps=steps, crossed=select, train_mode=train_mode, refine=refine, margins=ends
+        model,
+        near,
+        far,
+        y,
+        task=task,
+        steps=steps,
+        crossed=select,
+        train_mode=train_mode,
+        refine=refine,
+        margins=ends,
+        whole_batch=full,
     )
     point = found.last_correct if stop == "last_correct" else found.midpoint()
-    return torch.where(view(select, x), point, tracked.final)
+    return point if full else torch.where(view(select, x), point, tracked.final)

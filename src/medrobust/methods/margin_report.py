@@ -3,6 +3,7 @@ and the margin histogram figure (Ma & Liang, IMA, CMPB 2023, arXiv 2005.09147)."
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,3 +74,17 @@ def save_margin_figure(
     )
     curve.grid(True, alpha=0.3)
     fig.savefig(path, dpi=80)
+
+
+def save_margin_arrays(path: str | Path, margins: Tensor, correct: Tensor) -> None:
+    """Write the margins and the clean-correct flags as an ``.npz`` (keys ``margins``, ``correct``), atomically;
+    studies read them back to draw margin histograms over epochs.
+
+    Shape:
+        - margins: ``(N,)``; correct: bool ``(N,)``.
+    """
+    from medrobust.training.checkpoint import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, margins=margins.detach().float().cpu().numpy(), correct=correct.detach().cpu().numpy())
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,7 +1,8 @@
-"""Optimizers (SGD, Adam, AdamW) and learning-rate schedules (none, multistep, cosine) from config."""
+"""Optimizers (SGD, Adam, AdamW) and learning-rate schedules (none, multistep, piecewise, cosine) from config."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 
 import torch
@@ -32,13 +33,35 @@ def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.o
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, epochs: int) -> Scheduler | None:
-    """Per-epoch schedule: ``multistep`` (×gamma at each milestone epoch), ``cosine`` (to 0 over ``epochs``)."""
+    """Per-epoch schedule: ``multistep`` (×gamma at each milestone epoch), ``piecewise`` (``lr_values[k]`` from
+    epoch ``milestones[k]`` on, 0-based; ``lr`` before the first), ``cosine`` (to 0 over ``epochs``)."""
     if cfg.schedule == "none":
         return None
     if cfg.schedule == "multistep":
         if not cfg.milestones or sorted(cfg.milestones) != cfg.milestones or cfg.milestones[0] <= 0:
             raise ConfigError(f"multistep needs increasing positive milestones, got {cfg.milestones}")
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.milestones, gamma=cfg.gamma)
+    if cfg.schedule == "piecewise":
+        ok = cfg.milestones and sorted(set(cfg.milestones)) == cfg.milestones and cfg.milestones[0] > 0
+        if not ok or len(cfg.lr_values) != len(cfg.milestones) or min(cfg.lr_values) <= 0:
+            raise ConfigError(
+                f"piecewise needs increasing positive milestones and one positive lr_values entry for each; got "
+                f"milestones {cfg.milestones} and lr_values {cfg.lr_values}"
+            )
+        factor = Piecewise(list(cfg.milestones), [v / cfg.lr for v in cfg.lr_values])
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
-    raise ConfigError(unknown_name_message("schedule", cfg.schedule, ["none", "multistep", "cosine"]))
+    raise ConfigError(unknown_name_message("schedule", cfg.schedule, ["none", "multistep", "piecewise", "cosine"]))
+
+
+class Piecewise:
+    """The factor of the base learning rate at an epoch: 1 before ``milestones[0]``, ``factors[k]`` from
+    ``milestones[k]`` on (a plain object, so that ``LambdaLR.state_dict`` saves it)."""
+
+    def __init__(self, milestones: list[int], factors: list[float]) -> None:
+        self.milestones, self.factors = milestones, factors
+
+    def __call__(self, epoch: int) -> float:
+        k = bisect.bisect_right(self.milestones, epoch)
+        return 1.0 if k == 0 else self.factors[k - 1]

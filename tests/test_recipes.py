@@ -1,0 +1,87 @@
+"""Every recipe in recipes/ loads, names known components and builds its method, model, optimiser and schedule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from medrobust import models
+from medrobust.config import ExperimentConfig, OptimConfig, load_config
+from medrobust.errors import ConfigError
+from medrobust.methods import METHODS
+from medrobust.methods.adaptive_margin import IMA
+from medrobust.training.optim import build_optimizer, build_scheduler
+from medrobust.training.runs import RUN_OPTIONS, check_names
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+
+
+def test_there_are_recipes() -> None:
+    assert len(RECIPES) >= 10
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_builds(path: Path) -> None:
+    cfg = load_config(path)
+    check_names(cfg)
+    options = {k: v for k, v in cfg.method.options.items() if k not in RUN_OPTIONS}
+    assert METHODS.create(cfg.method.name, **options) is not None
+    spatial = {"spatial_dims": 3} if "3d" in path.stem or cfg.model.name == "mrnet" else {}
+    model = models.create(cfg.model.name, in_channels=1, num_outputs=2, **{**spatial, **cfg.model.options})
+    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    build_scheduler(optimizer, cfg.optim, cfg.train.epochs)
+
+
+def lrs(cfg: OptimConfig, epochs: int) -> list[float]:
+    optimizer = build_optimizer(torch.nn.Linear(1, 1).parameters(), cfg)
+    scheduler = build_scheduler(optimizer, cfg, epochs)
+    assert scheduler is not None
+    out = []
+    for _ in range(epochs):
+        out.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return out
+
+
+def test_official_ima_recipes() -> None:
+    path = {p.stem: p for p in RECIPES}
+    cfg = load_config(path["pathmnist-ima"])
+    ima = METHODS.create("ima", **cfg.method.options)
+    assert isinstance(ima, IMA)
+    assert (ima.attack.loss, ima.schedule.delta, ima.schedule.e_max, ima.search.batch) == ("margin", 0.03, 3.0, "full")
+    assert (cfg.optim.nesterov, cfg.optim.weight_decay, cfg.train.batch_size, cfg.train.epochs) == (
+        True,
+        1e-3,
+        128,
+        150,
+    )
+    rates = lrs(cfg.optim, cfg.train.epochs)
+    spans = {0: 0.1, 58: 0.1, 59: 0.09, 74: 0.09, 75: 0.009, 88: 0.009, 89: 0.03, 118: 0.03, 119: 0.009, 149: 0.009}
+    assert all(rates[e] == pytest.approx(v) for e, v in spans.items())
+    covid = load_config(path["covid-ct-ima"])
+    rates = lrs(covid.optim, covid.train.epochs)
+    assert [rates[e] for e in (38, 39, 58, 59, 78, 79, 99)] == pytest.approx(
+        [0.1, 0.03, 0.03, 0.01, 0.01, 0.003, 0.003]
+    )
+    assert (covid.method.options["e_max"], covid.method.options["delta"], covid.optim.weight_decay) == (12.0, 2.0, 1e-3)
+
+
+def test_piecewise_schedule_resumes_and_rejects_bad_values() -> None:
+    cfg = OptimConfig(name="sgd", lr=1.0, schedule="piecewise", milestones=[2, 4], lr_values=[0.5, 2.0])
+    optimizer = build_optimizer(torch.nn.Linear(1, 1).parameters(), cfg)
+    scheduler = build_scheduler(optimizer, cfg, 6)
+    assert scheduler is not None
+    for _ in range(3):
+        optimizer.step()
+        scheduler.step()
+    state = scheduler.state_dict()
+    again = build_scheduler(build_optimizer(torch.nn.Linear(1, 1).parameters(), cfg), cfg, 6)
+    assert again is not None
+    again.load_state_dict(state)
+    assert again.get_last_lr() == pytest.approx([0.5]) and lrs(cfg, 6) == pytest.approx([1, 1, 0.5, 0.5, 2, 2])
+    for bad in ({"milestones": [2], "lr_values": [0.5, 2.0]}, {"milestones": [4, 2], "lr_values": [0.5, 2.0]}):
+        with pytest.raises(ConfigError, match="piecewise"):
+            build_scheduler(optimizer, ExperimentConfig.from_dict({"optim": {**vars(cfg), **bad}}).optim, 6)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from medrobust.corruptions import CORRUPTIONS
+from medrobust.distributed import gather_objects, shard, world
 from medrobust.errors import ConfigError
 from medrobust.evaluation import attack_checks as A
 from medrobust.evaluation import checks as C
@@ -66,16 +67,22 @@ def evaluate(
 
     Returns:
         :class:`Results` with tidy rows, a summary and the sanity checks (failures are also warned).
+
+    Under ``torchrun`` each rank evaluates a contiguous share of the batches and the outputs are gathered in
+    dataset order before any row is computed; every random draw comes from a generator of (seed, threat, batch),
+    so the rows equal a single-process run's (docs/distributed.md).
     """
     start = time.perf_counter()
     dev = torch.device(device) if device is not None else model_device(model)
     grid = _grid(threats)
     batches = list(_batches(data, batch_size, n, seed))  # kept on the CPU, moved to ``dev`` one at a time
     targets = torch.cat([y for _, y in batches])
+    mine = shard(torch.arange(len(batches))).tolist()  # this rank's batches (all of them in one process)
     passes = sum(len(s.levels) if s.kind == "noise" else 1 for s in grid)
+    progress = progress and world().main
     with eval_mode(model.to(dev)):
-        with tqdm(total=passes * len(batches), desc="evaluate", disable=not progress or None, leave=False) as bar:
-            out = _run_grid(model, task, grid, batches, targets, seed, dev, bar)
+        with tqdm(total=passes * len(mine), desc="evaluate", disable=not progress or None, leave=False) as bar:
+            out = _run_grid(model, task, grid, batches, mine, targets, seed, dev, bar)
         checks = _checks(model, task, out, batches, targets, probe_n, dev, _generator(seed, -1, dev))
     C.warn_failed(checks)
     info = getattr(data, "info", None)
@@ -116,15 +123,18 @@ def _grid(threats: Sequence[ThreatSpec]) -> list[ThreatSpec]:
 
 
 def _run_grid(
-    model: nn.Module, task: Task, grid: list[ThreatSpec], batches: list[Batch], targets: Tensor, seed: int,
-    dev: torch.device, bar: Any,
+    model: nn.Module, task: Task, grid: list[ThreatSpec], batches: list[Batch], mine: list[int], targets: Tensor,
+    seed: int, dev: torch.device, bar: Any,
 ) -> _GridOutput:  # fmt: skip
     res = _GridOutput()
+    local = [batches[b] for b in mine]
     for i, spec in enumerate(grid):
         audit = AttackAudit(str(spec.norm), spec.levels) if spec.kind == "attack" else None
-        outputs = spec_outputs(
-            model, task, spec, batches, dev, _generator(seed, i, dev), bar, reuse=not task.dense, audit=audit
+        gens = [_generator(seed, i, dev, batch=b) for b in mine]
+        outputs = (
+            spec_outputs(model, task, spec, local, dev, gens, bar, reuse=not task.dense, audit=audit) if local else []
         )
+        outputs, audit = _gather_ranks(outputs, audit)
         if spec.kind == "clean":
             probs = _probabilities(task, outputs[0]) if task.calibrated else None  # none for per-pixel outputs
             res.clean_outputs, res.clean_probs = outputs[0], probs
@@ -141,26 +151,41 @@ def _run_grid(
 
 
 def spec_outputs(
-    model: nn.Module, task: Task, spec: ThreatSpec, batches: list[Batch], dev: torch.device, gen: torch.Generator,
-    bar: Any, *, reuse: bool, audit: AttackAudit | None = None,
+    model: nn.Module, task: Task, spec: ThreatSpec, batches: list[Batch], dev: torch.device,
+    gen: torch.Generator | Sequence[torch.Generator], bar: Any, *, reuse: bool, audit: AttackAudit | None = None,
 ) -> list[Tensor]:  # fmt: skip
     """Outputs of ``model`` (already in eval mode on ``dev``) under ``spec``, one ``(N, *)`` CPU tensor per level;
-    ``bar`` ticks once per batch and pass. ``reuse``: attack the ε list as one sweep (see :func:`_attack_outputs`);
-    ``audit`` collects the adversarial points' statistics."""
+    ``bar`` ticks once per batch and pass. ``gen``: one generator for all batches or one per batch. ``reuse``:
+    attack the ε list as one sweep (see :func:`_attack_outputs`); ``audit`` collects the adversarial points'
+    statistics."""
+    gens = [gen] * len(batches) if isinstance(gen, torch.Generator) else list(gen)
     if spec.kind == "clean":
         return [torch.cat([_forward(model, x) for x, _ in _tick(batches, bar, dev)])]
     if spec.kind == "attack":
-        return _attack_outputs(model, task, spec, _tick(batches, bar, dev), gen, reuse=reuse, audit=audit)
+        return _attack_outputs(model, task, spec, _tick(batches, bar, dev), gens, reuse=reuse, audit=audit)
     corruption = CORRUPTIONS.create(spec.name, **spec.options)
     return [
-        torch.cat([_forward(model, corruption(x, v, generator=gen)) for x, _ in _tick(batches, bar, dev)])
+        torch.cat([_forward(model, corruption(x, v, generator=g)) for (x, _), g in zip(_tick(batches, bar, dev), gens)])
         for v in spec.levels
     ]
 
 
+def _gather_ranks(outputs: list[Tensor], audit: AttackAudit | None) -> tuple[list[Tensor], AttackAudit | None]:
+    """Under ``torchrun``: every rank's outputs (per level) and audit, in rank (= dataset) order. A rank without
+    batches (fewer batches than ranks) has no outputs and adds nothing."""
+    if not world().parallel:
+        return outputs, audit
+    parts = [p for p in gather_objects((outputs, audit)) if p[0]]
+    merged = [torch.cat([p[0][k] for p in parts]) for k in range(len(parts[0][0]))]
+    audits = [p[1] for p in parts if p[1] is not None]
+    for later in audits[1:]:
+        audits[0].merge(later)
+    return merged, audits[0] if audits else None
+
+
 def _attack_outputs(
-    model: nn.Module, task: Task, spec: ThreatSpec, batches: Iterable[Batch], gen: torch.Generator, *, reuse: bool,
-    audit: AttackAudit | None = None,
+    model: nn.Module, task: Task, spec: ThreatSpec, batches: Iterable[Batch], gens: Sequence[torch.Generator], *,
+    reuse: bool, audit: AttackAudit | None = None,
 ) -> list[Tensor]:  # fmt: skip
     """Model outputs at the adversarial points, one ``(N, *)`` CPU tensor per ε.
 
@@ -172,7 +197,7 @@ def _attack_outputs(
     attack = build_attack(spec.name, norm=str(spec.norm), early_stop=reuse, **spec.options)
     sweep = pgd_sweep if reuse else _independent_sweep
     per_batch = []
-    for x, y in batches:
+    for (x, y), gen in zip(batches, gens):
         results = sweep(model, x, y, task=task, attack=attack, eps_list=spec.levels, generator=gen)
         for k, r in enumerate(results if audit is not None else []):
             audit.add(k, x, r.x_adv, r.output, r.details)  # type: ignore[union-attr]
@@ -270,8 +295,10 @@ def _probabilities(task: Task, outputs: Tensor) -> Tensor:
     return task.probabilities(outputs).detach().cpu().double()  # type: ignore[attr-defined]
 
 
-def _generator(seed: int, index: int, device: torch.device) -> torch.Generator:
-    derived = int(np.random.SeedSequence([seed, index + 1]).generate_state(1)[0])
+def _generator(seed: int, index: int, device: torch.device, batch: int | None = None) -> torch.Generator:
+    """The generator of threat ``index`` (of its ``batch``, when given: the same on any number of ranks)."""
+    entropy = [seed, index + 1] if batch is None else [seed, index + 1, batch]
+    derived = int(np.random.SeedSequence(entropy).generate_state(1)[0])
     return torch.Generator(device=device).manual_seed(derived)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -138,15 +138,6 @@ def sync_gradients(params: Iterable[nn.Parameter], local_n: int, global_n: int) 
         offset += n
 
 
-def all_sum(values: Sequence[float], device: torch.device | str = "cpu") -> list[float]:
-    """Element-wise sum of ``values`` over ranks (float64)."""
-    if not world().parallel:
-        return list(values)
-    t = torch.tensor(list(values), dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return t.tolist()
-
-
 def merge_owned(value: Tensor, owned: Tensor) -> Tensor:
     """Every rank's entries of a per-sample table, merged: entry ``i`` from the rank that owns it.
 
@@ -194,9 +185,3 @@ def gather_objects(obj: T) -> list[T]:
     out: list[Any] = [None] * w.size
     dist.all_gather_object(out, obj)
     return out
-
-
-def barrier() -> None:
-    """Wait for every rank (a no-op in one process)."""
-    if world().parallel:
-        dist.barrier()

@@ -22,6 +22,7 @@ from medrobust.reporting.card import (
     write_card,
     write_leaderboard,
 )
+from medrobust.tasks.records import kind_capabilities
 
 PGD = ThreatSpec.attack("pgd", norm="linf", eps=[0, 1 / 255, 4 / 255], steps=3)
 FGSM = ThreatSpec.attack("fgsm", norm="linf", eps=[0, 1 / 255, 4 / 255])
@@ -46,7 +47,8 @@ def make_results(curves: dict[str, list[float]], clean: float = 0.9, failed: tup
              for v, a in ((0.01, 0.8), (0.1, 0.6))]  # fmt: skip
     targets = torch.tensor([0] * 4 + [1] * 6)
     checks = [{"name": n, "passed": n not in failed, "message": "m"} for n in ("logits", *failed)]
-    return Results(rows=rows, summary=summarize(rows, grid, targets, None), checks=checks, n=10,
+    summary = summarize(rows, grid, targets, None, kind_capabilities("binary"))
+    return Results(rows=rows, summary=summary, checks=checks, n=10,
                    task={"kind": "binary"}, dataset="toy", split="test", model="small_cnn", method="standard",
                    config={"threats": [s.to_dict() for s in grid]}, seed=3)  # fmt: skip
 

@@ -64,7 +64,8 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     """Loop settings. ``init`` names a run folder or checkpoint whose weights start the training; ``threads``
-    sets torch's CPU threads (0: torch's default, one per core)."""
+    sets torch's CPU threads (0: torch's default, one per core); ``sync_bn`` normalises BatchNorm over the global
+    batch under ``torchrun`` on GPUs (docs/distributed.md)."""
 
     epochs: int = 5
     batch_size: int = 64
@@ -75,6 +76,7 @@ class TrainConfig:
     progress: bool = True
     init: str | None = None
     threads: int = 0
+    sync_bn: bool = False
 
 
 @dataclass

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 
 from medrobust.commands.evaluate import add_threat_arguments, check_args, threats_from_args
+from medrobust.distributed import distributed, launched
 from medrobust.evaluation.compare import compare
 from medrobust.reporting.card import write_leaderboard
+from medrobust.training.loop import resolve_device
 
 NAME = "compare"
 HELP = "evaluate several runs under one threat grid (reusing their results.json) and print a side-by-side table"
@@ -32,9 +34,13 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate (or reuse) each run, then print the comparison and where it was saved."""
     check_args(args)
     threats = threats_from_args(args)
-    result = compare(args.runs, threats, args.out, split=args.split, n=args.n, batch_size=args.batch_size,
-                     seed=args.seed, device=args.device, reuse=not args.no_reuse, layout=args.layout,
-                     progress=not args.no_progress, log=print)  # fmt: skip
+    main = launched().main  # under torchrun every rank evaluates its share of the data; rank 0 writes and prints
+    with distributed(resolve_device(args.device)) as device:
+        result = compare(args.runs, threats, args.out, split=args.split, n=args.n, batch_size=args.batch_size,
+                         seed=args.seed, device=device, reuse=not args.no_reuse, layout=args.layout,
+                         progress=not args.no_progress and main, log=print if main else None)  # fmt: skip
+    if not main:
+        return 0
     print("\n" + result.table.to_markdown())
     print("\nwrote " + ", ".join(str(p) for p in result.written))
     if args.leaderboard:  # robustness cards beside each run's results.json, ranked by worst-case robust accuracy

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from medrobust.attacks import ATTACKS
 from medrobust.corruptions import CORRUPTIONS
+from medrobust.distributed import distributed, launched, main_only
 from medrobust.errors import ConfigError
 from medrobust.evaluation import ThreatSpec, parse_levels, parse_loss, parse_noise
 from medrobust.evaluation.orchestrate import evaluate_run
@@ -105,13 +106,17 @@ def run(args: argparse.Namespace) -> int:
     """Load the run, evaluate the threat grid, write results.json, tables and plots, print the summary."""
     check_args(args)
     threats = threats_from_args(args)
-    device = resolve_device(args.device)
-    run_ = load_run(args.run_dir, device=str(device))
+    main = launched().main  # under torchrun every rank evaluates its share of the data; rank 0 locks, writes, prints
+    run_ = load_run(args.run_dir)  # on the CPU; evaluate_run moves the model to this rank's device
     out = Path(args.json) if args.json else run_.path / "results.json"
-    with run_lock(run_.path, "evaluate"), num_threads(args.threads):  # not while the run trains or is evaluated
-        results = evaluate_run(run_, threats, split=args.split, n=args.n, batch_size=args.batch_size,
-                               seed=args.seed, device=device, progress=not args.no_progress, warn=False,
-                               log=print, resume=out.with_name(out.name + ".partial"))  # fmt: skip
+    partial = None if launched().parallel else out.with_name(out.name + ".partial")  # resume: one process only
+    with main_only(run_lock(run_.path, "evaluate")), num_threads(args.threads):  # not while it trains
+        with distributed(resolve_device(args.device)) as device:
+            results = evaluate_run(run_, threats, split=args.split, n=args.n, batch_size=args.batch_size,
+                                   seed=args.seed, device=device, progress=not args.no_progress and main, warn=False,
+                                   log=print if main else None, resume=partial)  # fmt: skip
+        if not main:
+            return 0
         written = write_results(results, out, run_.name)
     for table in threat_tables(results):
         print("\n" + table.to_markdown())

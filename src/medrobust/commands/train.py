@@ -8,9 +8,10 @@ from pathlib import Path
 
 from medrobust.commands._common import CLEAN_METRICS, epoch_line
 from medrobust.config import ExperimentConfig, load_config
+from medrobust.distributed import launched
 from medrobust.reporting.tables import Table
 from medrobust.tracking import TRACKERS, tracker_for
-from medrobust.training.runs import METRICS, train_run
+from medrobust.training.runs import METRICS, check_out_folder, train_run
 
 NAME = "train"
 HELP = "train a model (config file and/or flags) into a run folder; --resume continues an interrupted run"
@@ -84,12 +85,17 @@ def run(args: argparse.Namespace) -> int:
     """Train and print the per-epoch log and the clean test metrics."""
     config = resolve_config(args)
     epochs = config.train.epochs
-    print(
+    main = launched().main  # under torchrun only rank 0 reports
+    print_main = print if main else _silent
+    print_main(
         f"training {config.model.name} on {config.data.name} with {config.method.name} for {epochs} epochs → {args.out}"
     )
     printer = (lambda r: print(epoch_line(r, epochs), flush=True),)
-    with tracker_for(args.log, args.out) as tracker:  # --log tensorboard|mlflow (a no-op tracker without)
-        trained, _ = train_run(config, args.out, resume=args.resume, callbacks=(*printer, tracker), force=args.force)
+    check_out_folder(Path(args.out), args.force)  # before the tracker writes into it
+    with tracker_for(args.log if main else None, args.out) as tracker:  # --log tensorboard|mlflow (else a no-op)
+        trained, _ = train_run(config, args.out, resume=args.resume, callbacks=(*printer, tracker), force=True)
+    if not main:
+        return 0
     metrics = json.loads((Path(args.out) / METRICS).read_text())
     print(f"\nclean test metrics (n = {metrics['n']}):")
     if trained.task.dense:  # e.g. Dice / MRE / SDR, then the predicate rate
@@ -98,3 +104,7 @@ def run(args: argparse.Namespace) -> int:
         shown = list(CLEAN_METRICS)
     print(Table.of(shown, [[metrics[k] for k in shown]]).to_markdown())
     return 0
+
+
+def _silent(*_: object) -> None:
+    """``print`` for ranks other than 0."""

@@ -96,6 +96,15 @@ class AttackAudit:
             self.members = list(details["members"])
             self.broken_by[level].append(details["broken_by"].detach().cpu())
 
+    def merge(self, later: AttackAudit) -> None:
+        """Add the statistics of ``later``, accumulated over the batches that follow this one's (another rank's)."""
+        for k in range(len(self.levels)):
+            self.non_finite[k] += later.non_finite[k]
+            self.max_delta[k] = max(self.max_delta[k], later.max_delta[k])
+            self.low[k], self.high[k] = min(self.low[k], later.low[k]), max(self.high[k], later.high[k])
+            self.broken_by[k] += later.broken_by[k]
+        self.members = self.members or later.members
+
     def broken(self, level: int) -> Tensor:
         """Per point, the member that broke it at level index ``level`` (−1 none), ``(N,)``."""
         return torch.cat(self.broken_by[level]) if self.broken_by[level] else torch.empty(0, dtype=torch.long)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import torch
 
+from medrobust.distributed import world
 from medrobust.errors import ConfigError, DataError
 from medrobust.evaluation.orchestrate import evaluate_run
 from medrobust.evaluation.results import Results
@@ -91,6 +92,7 @@ def compare(
     if len(set(paths)) != len(paths):
         raise ConfigError("the same run folder is given twice")
     dev = resolve_device(device) if isinstance(device, str) else device
+    main = world().main
     entries = []
     for r in runs:
         run = r if isinstance(r, Run) else load_run(Path(r), device=str(dev))
@@ -98,18 +100,20 @@ def compare(
         if results is None:
             results = evaluate_run(run, threats, split=split, n=n, batch_size=batch_size, seed=seed, device=dev,
                                    progress=progress, warn=False, log=log,
-                                   resume=run.path / "results.json.partial")  # fmt: skip
-            results.save(run.path / "results.json")
+                                   resume=None if world().parallel else run.path / "results.json.partial")  # fmt: skip
+            if main:  # under torchrun every rank evaluates its share; rank 0 writes
+                results.save(run.path / "results.json")
         elif log is not None:
             log(f"reusing {run.path / 'results.json'}")
         entries.append(Entry(run.name, run.config.method.name, results, epoch_seconds(run)))
     folder = Path(out)
     table = comparison_table(entries)
-    comparison = Comparison(entries, table, write_comparison(entries, table, folder))
+    comparison = Comparison(entries, table, write_comparison(entries, table, folder) if main else [])
     if layout == "study":
         from medrobust.reporting.study import study_tables, write_study
 
-        return Comparison(entries, table, comparison.written, study_tables(entries), write_study(entries, folder))
+        written = write_study(entries, folder) if main else []
+        return Comparison(entries, table, comparison.written, study_tables(entries), written)
     return comparison
 
 

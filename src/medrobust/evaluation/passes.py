@@ -23,19 +23,22 @@ Batch = tuple[Tensor, Tensor]
 
 
 def spec_outputs(
-    model: nn.Module, task: Task, spec: ThreatSpec, batches: list[Batch], dev: torch.device, gen: torch.Generator,
-    bar: Any, *, reuse: bool, audit: AttackAudit | None = None, resume: AttackResume | None = None,
+    model: nn.Module, task: Task, spec: ThreatSpec, batches: list[Batch], dev: torch.device,
+    gen: torch.Generator | Sequence[torch.Generator], bar: Any, *, reuse: bool, audit: AttackAudit | None = None,
+    resume: AttackResume | None = None,
 ) -> list[Tensor]:  # fmt: skip
     """Outputs of ``model`` (already in eval mode on ``dev``) under ``spec``, one ``(N, *)`` CPU tensor per level;
-    ``bar`` ticks once per batch and pass. ``reuse``: attack the ε list as one sweep (see :func:`_attack_outputs`);
-    ``audit`` collects the adversarial points' statistics; ``resume`` continues an attack after its saved batches."""
+    ``bar`` ticks once per batch and pass. ``gen``: one generator for all batches or one per batch. ``reuse``:
+    attack the ε list as one sweep (see :func:`_attack_outputs`); ``audit`` collects the adversarial points'
+    statistics; ``resume`` continues an attack after its saved batches."""
+    gens = [gen] * len(batches) if isinstance(gen, torch.Generator) else list(gen)
     if spec.kind == "clean":
         return [torch.cat([forward(model, x) for x, _ in _tick(batches, bar, dev)])]
     if spec.kind == "attack":
-        return _attack_outputs(model, task, spec, batches, dev, bar, gen, reuse=reuse, audit=audit, resume=resume)
+        return _attack_outputs(model, task, spec, batches, dev, bar, gens, reuse=reuse, audit=audit, resume=resume)
     corruption = CORRUPTIONS.create(spec.name, **spec.options)
     return [
-        torch.cat([forward(model, corruption(x, v, generator=gen)) for x, _ in _tick(batches, bar, dev)])
+        torch.cat([forward(model, corruption(x, v, generator=g)) for (x, _), g in zip(_tick(batches, bar, dev), gens)])
         for v in spec.levels
     ]
 
@@ -50,7 +53,8 @@ class AttackResume:
 
 def _attack_outputs(
     model: nn.Module, task: Task, spec: ThreatSpec, batches: list[Batch], dev: torch.device, bar: Any,
-    gen: torch.Generator, *, reuse: bool, audit: AttackAudit | None = None, resume: AttackResume | None = None,
+    gens: Sequence[torch.Generator], *, reuse: bool, audit: AttackAudit | None = None,
+    resume: AttackResume | None = None,
 ) -> list[Tensor]:  # fmt: skip
     """Model outputs at the adversarial points, one ``(N, *)`` CPU tensor per ε.
 
@@ -61,17 +65,16 @@ def _attack_outputs(
     """
     attack = build_attack(spec.name, norm=str(spec.norm), early_stop=reuse, **spec.options)
     sweep = pgd_sweep if reuse else _independent_sweep
-    per_batch, state = resume.saved.batches(resume.spec) if resume is not None else ([], None)
-    if state is not None:
-        gen.set_state(state)
+    per_batch = resume.saved.batches(resume.spec) if resume is not None else []  # each batch has its own generator
     bar.update(len(per_batch))
-    for x, y in _tick(batches[len(per_batch) :], bar, dev):
+    done = len(per_batch)
+    for (x, y), gen in zip(_tick(batches[done:], bar, dev), gens[done:]):
         results = sweep(model, x, y, task=task, attack=attack, eps_list=spec.levels, generator=gen)
         for k, r in enumerate(results if audit is not None else []):
             audit.add(k, x, r.x_adv, r.output, r.details)  # type: ignore[union-attr]
         per_batch.append([r.output.cpu() for r in results])
         if resume is not None and audit is not None:
-            resume.saved.save_batch(resume.spec, per_batch, gen, audit.to_dict())
+            resume.saved.save_batch(resume.spec, per_batch, audit.to_dict())
     return [torch.cat([b[k] for b in per_batch]) for k in range(len(spec.levels))]
 
 

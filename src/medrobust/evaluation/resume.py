@@ -1,12 +1,13 @@
 """Resumable evaluation: a partial-results file that lets an interrupted evaluation restart where it stopped.
 
-The evaluation of a threat grid is deterministic given its seed (each threat has its own generator, and the
-batches are fixed), so its state after each finished threat, and after each finished batch of an attack, is:
-the model outputs so far, the attack's generator state and the attack audit. :class:`Progress` keeps that state in
-one file, rewritten atomically after every step, keyed by everything the numbers depend on (grid, seed, subset,
-batch size, data size, task): a file with another key is ignored and replaced. A resumed evaluation therefore
-produces exactly the rows of an uninterrupted one. The file is loaded with ``torch.load(weights_only=True)``
-(tensors, numbers, strings and containers only) and removed once the evaluation completes.
+The evaluation of a threat grid is deterministic given its seed (each threat has its own generator, and the batches
+are fixed), so its state after each finished threat, and after each finished batch of an attack, is: the model
+outputs so far and the attack audit (every batch draws from its own generator of seed, threat and batch).
+:class:`Progress` keeps that state in one file, rewritten atomically after every step, keyed by everything the
+numbers depend on (grid, seed, subset, batch size, data size, task): a file with another key is ignored and
+replaced. A resumed evaluation therefore produces exactly the rows of an uninterrupted one. The file is loaded with
+``torch.load(weights_only=True)`` (tensors, numbers, strings and containers only) and removed once the evaluation
+completes.
 """
 
 from __future__ import annotations
@@ -69,18 +70,16 @@ class Progress:
         found = self.state["specs"].get(str(spec)) or self.state["partial"].get(str(spec))
         return None if found is None else found.get("audit")
 
-    def batches(self, spec: int) -> tuple[list[list[Tensor]], Tensor | None]:
-        """The per-batch outputs of a partly finished threat and its generator state after them."""
+    def batches(self, spec: int) -> list[list[Tensor]]:
+        """The per-batch outputs of a partly finished threat (every batch draws from its own generator)."""
         found = self.state["partial"].get(str(spec))
-        if found is None:
-            return [], None
-        return [list(b) for b in found["batches"]], found["generator"]
+        return [] if found is None else [list(b) for b in found["batches"]]
 
-    def save_batch(self, spec: int, batches: list[list[Tensor]], gen: torch.Generator, audit: dict[str, Any]) -> None:
-        """Record the outputs of the first ``len(batches)`` batches of threat ``spec`` and the generator after them."""
+    def save_batch(self, spec: int, batches: list[list[Tensor]], audit: dict[str, Any]) -> None:
+        """Record the outputs of the first ``len(batches)`` batches of threat ``spec`` (at most every ``interval``)."""
         if time.monotonic() - self.last_save < self.interval:
             return
-        self.state["partial"][str(spec)] = {"batches": batches, "generator": gen.get_state(), "audit": audit}
+        self.state["partial"][str(spec)] = {"batches": batches, "audit": audit}
         self._save()
 
     def save_spec(self, spec: int, outputs: list[Tensor], audit: dict[str, Any] | None) -> None:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from medrobust.distributed import gather_objects, shard, world
 from medrobust.errors import ConfigError
 from medrobust.evaluation import attack_checks as A
 from medrobust.evaluation import checks as C
@@ -70,19 +71,25 @@ def evaluate(
 
     Returns:
         :class:`Results` with tidy rows, a summary and the sanity checks (failures are also warned).
+
+    Under ``torchrun`` each rank evaluates a contiguous share of the batches and the outputs are gathered in
+    dataset order before any row is computed; every random draw comes from a generator of (seed, threat, batch),
+    so the rows equal a single-process run's (docs/distributed.md). Resumption is for one process only.
     """
     start = time.perf_counter()
     dev = torch.device(device) if device is not None else model_device(model)
     grid = _grid(threats)
     batches = list(_batches(data, batch_size, n, seed))  # kept on the CPU, moved to ``dev`` one at a time
     targets = torch.cat([y for _, y in batches])
+    mine = shard(torch.arange(len(batches))).tolist()  # this rank's batches (all of them in one process)
     passes = sum(len(s.levels) if s.kind == "noise" else 1 for s in grid)
+    progress = progress and world().main
     key = {"grid": [s.to_dict() for s in grid], "seed": seed, "n": n, "batch_size": batch_size,
            "task": task_record(task), "samples": len(targets), "targets": float(targets.double().sum())}  # fmt: skip
-    saved = Progress(resume, key)
+    saved = Progress(None if world().parallel else resume, key)
     with eval_mode(model.to(dev)):
-        with tqdm(total=passes * len(batches), desc="evaluate", disable=not progress or None, leave=False) as bar:
-            out = _run_grid(model, task, grid, batches, targets, seed, dev, bar, saved)
+        with tqdm(total=passes * len(mine), desc="evaluate", disable=not progress or None, leave=False) as bar:
+            out = _run_grid(model, task, grid, batches, mine, targets, seed, dev, bar, saved)
         checks = _checks(model, task, out, batches, targets, probe_n, dev, _generator(seed, -1, dev))
     saved.finish()
     C.warn_failed(checks)
@@ -124,10 +131,11 @@ def _grid(threats: Sequence[ThreatSpec]) -> list[ThreatSpec]:
 
 
 def _run_grid(
-    model: nn.Module, task: Task, grid: list[ThreatSpec], batches: list[Batch], targets: Tensor, seed: int,
-    dev: torch.device, bar: Any, saved: Progress,
+    model: nn.Module, task: Task, grid: list[ThreatSpec], batches: list[Batch], mine: list[int], targets: Tensor,
+    seed: int, dev: torch.device, bar: Any, saved: Progress,
 ) -> _GridOutput:  # fmt: skip
     res = _GridOutput()
+    local = [batches[b] for b in mine]
     for i, spec in enumerate(grid):
         found = saved.audit(i)
         audit = None if spec.kind != "attack" else (
@@ -135,11 +143,13 @@ def _run_grid(
         outputs = saved.done(i)
         if outputs is None:
             resume = AttackResume(saved, i) if spec.kind == "attack" else None
-            outputs = spec_outputs(model, task, spec, batches, dev, _generator(seed, i, dev), bar,
-                                   reuse=not task.dense, audit=audit, resume=resume)  # fmt: skip
+            gens = [_generator(seed, i, dev, batch=b) for b in mine]
+            outputs = spec_outputs(model, task, spec, local, dev, gens, bar, reuse=not task.dense, audit=audit,
+                                   resume=resume) if local else []  # fmt: skip
+            outputs, audit = _gather_ranks(outputs, audit)
             saved.save_spec(i, outputs, None if audit is None else audit.to_dict())
         else:
-            bar.update(len(batches) * (len(spec.levels) if spec.kind == "noise" else 1))
+            bar.update(len(local) * (len(spec.levels) if spec.kind == "noise" else 1))
         if spec.kind == "clean":
             probs = _probabilities(task, outputs[0]) if task.calibrated else None  # none for per-pixel outputs
             res.clean_outputs, res.clean_probs = outputs[0], probs
@@ -153,6 +163,19 @@ def _run_grid(
             if res.clean_probs is not None:  # reliability diagrams under attack (not for dense tasks)
                 res.reliability[spec.threat] = [_bins(task, o, targets) for o in outputs]
     return res
+
+
+def _gather_ranks(outputs: list[Tensor], audit: AttackAudit | None) -> tuple[list[Tensor], AttackAudit | None]:
+    """Under ``torchrun``: every rank's outputs (per level) and audit, in rank (= dataset) order. A rank without
+    batches (fewer batches than ranks) has no outputs and adds nothing."""
+    if not world().parallel:
+        return outputs, audit
+    parts = [p for p in gather_objects((outputs, audit)) if p[0]]
+    merged = [torch.cat([p[0][k] for p in parts]) for k in range(len(parts[0][0]))]
+    audits = [p[1] for p in parts if p[1] is not None]
+    for later in audits[1:]:
+        audits[0].merge(later)
+    return merged, audits[0] if audits else None
 
 
 def metric_rows(task: Task, spec: ThreatSpec, level: float, outputs: Tensor, targets: Tensor) -> list[dict[str, Any]]:
@@ -226,8 +249,10 @@ def _probabilities(task: Task, outputs: Tensor) -> Tensor:
     return task.probabilities(outputs).detach().cpu().double()  # type: ignore[attr-defined]
 
 
-def _generator(seed: int, index: int, device: torch.device) -> torch.Generator:
-    derived = int(np.random.SeedSequence([seed, index + 1]).generate_state(1)[0])
+def _generator(seed: int, index: int, device: torch.device, batch: int | None = None) -> torch.Generator:
+    """The generator of threat ``index`` (of its ``batch``, when given: the same on any number of ranks)."""
+    entropy = [seed, index + 1] if batch is None else [seed, index + 1, batch]
+    derived = int(np.random.SeedSequence(entropy).generate_state(1)[0])
     return torch.Generator(device=device).manual_seed(derived)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from medrobust.distributed import merge_owned
+
 
 class Margins:
     """Per-sample margins ``E`` and the current epoch's ``E_new`` and flags, indexed by dataset index.
@@ -53,3 +55,12 @@ class Margins:
         grown = expand & (updated > self.E)
         self.E = updated
         return grown, refine
+
+    def merge_ranks(self) -> None:
+        """Under ``torchrun``: merge every rank's records of this epoch (each sample is seen by one rank), so every
+        rank holds the full ``E_new`` and flags and the epoch-end :meth:`update` gives the same table everywhere."""
+        owned = self.seen
+        self.E_new = merge_owned(self.E_new, owned)
+        self.clean_ok = merge_owned(self.clean_ok, owned)
+        self.flipped = merge_owned(self.flipped, owned)
+        self.seen = merge_owned(self.seen, owned)

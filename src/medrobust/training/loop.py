@@ -20,6 +20,16 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from medrobust.data.base import ArrayDataset
+from medrobust.distributed import (
+    PerSampleState,
+    World,
+    broadcast_module,
+    gather_objects,
+    merge_method_state,
+    shard,
+    sync_gradients,
+    world,
+)
 from medrobust.errors import ConfigError, MedrobustError
 from medrobust.methods.base import Batch, EpochContext, StepContext, TrainingMethod
 from medrobust.runtime import eval_mode, model_device
@@ -68,14 +78,20 @@ def resolve_device(name: str) -> torch.device:
 
 def batches(dataset: ArrayDataset, batch_size: int, generator: torch.Generator | None) -> Iterator[Batch]:
     """Shuffled (when a generator is given) batches; a trailing batch of one sample is dropped (BatchNorm)."""
-    n = len(dataset)
+    for idx in global_batches(len(dataset), batch_size, generator):
+        x, y, i = dataset.batch(idx)
+        yield Batch(x, y, i)
+
+
+def global_batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[Tensor]:
+    """The dataset indices of each batch of one epoch over ``n`` samples (see :func:`batches`); under ``torchrun``
+    every rank draws the same ones and trains on its :func:`~medrobust.distributed.shard` of each."""
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         if generator is not None and len(idx) < 2 and n > 1:
             continue
-        x, y, i = dataset.batch(idx)
-        yield Batch(x, y, i)
+        yield idx
 
 
 @torch.no_grad()
@@ -113,6 +129,7 @@ def fit(
     seed: int = 0,
     device: torch.device | str = "cpu",
     amp: bool = True,
+    sync_bn: bool = False,
     progress: bool = True,
     callbacks: Sequence[Callback] = (),
     extra_state: dict[str, Any] | None = None,
@@ -124,6 +141,10 @@ def fit(
     history) and ``history.jsonl``. With ``resume=True`` and a checkpoint in ``run_dir``, training continues from
     the next epoch and gives bit-identical weights to an uninterrupted run on the same machine.
 
+    Under ``torchrun`` (docs/distributed.md) every rank draws the same permutation and trains on its slice of each
+    global batch of ``batch_size`` samples; gradients are averaged over the global batch, per-sample method state
+    is merged across ranks before ``on_epoch_end``, and rank 0 alone writes the checkpoint, history and progress.
+
     Args:
         model: network taking [0, 1] inputs (moved to ``device``).
         method: the training method.
@@ -134,6 +155,7 @@ def fit(
         run_dir: folder for ``checkpoint.pt`` and ``history.jsonl`` (None: keep nothing on disk).
         seed: seeds the shuffling and the method's generator.
         amp: bfloat16 autocast on CUDA (ignored on CPU).
+        sync_bn: under ``torchrun`` on GPUs, BatchNorm statistics over the global batch (:func:`sync_batchnorm`).
         callbacks: called with each epoch record.
         extra_state: stored in the checkpoint as is (e.g. the resolved config).
 
@@ -144,12 +166,15 @@ def fit(
         raise ConfigError(f"epochs and batch_size must be ≥ 1, got {epochs} and {batch_size}")
     device = torch.device(device)
     model.to(device)
+    w = world()
     gens = {
-        "shuffle": torch.Generator().manual_seed(seed),
-        "method": torch.Generator(device=device).manual_seed(seed + 1),
+        "shuffle": torch.Generator().manual_seed(seed),  # the same on every rank: one global permutation
+        "method": torch.Generator(device=device).manual_seed(seed + 1 + 1_000_003 * w.rank),  # own draws per rank
     }
     torch.manual_seed(seed)
     method.setup(model, len(train), task)
+    if sync_bn:
+        sync_batchnorm(model, method, device)
     history = History()
     ckpt_path = Path(run_dir) / CHECKPOINT if run_dir is not None else None
     start = 1
@@ -162,12 +187,15 @@ def fit(
                     "pass --resume to continue it or choose another --out"
                 )
             start = _restore(load_checkpoint(ckpt_path), model, optimizer, scheduler, method, gens, history)
-    autocast = _autocast_factory(device, amp)
+    broadcast_module(model)
+    progress = progress and w.main
+    autocast = autocast_factory(device, amp)
     for epoch in range(start, epochs + 1):
         t0 = time.perf_counter()
         ctx = StepContext(task, epoch, 0, gens["method"], device, autocast, len(train))
         record = _train_epoch(model, method, train, optimizer, ctx, gens["shuffle"], batch_size, progress, epochs)
-        record.update(method.on_epoch_end(EpochContext(epoch, str(run_dir) if run_dir else None, task)))
+        merge_method_state(method)
+        record.update(method.on_epoch_end(EpochContext(epoch, str(run_dir) if run_dir and w.main else None, task)))
         record["lr"] = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
@@ -179,12 +207,34 @@ def fit(
         record = {"epoch": epoch, **record, "seconds": time.perf_counter() - t0}
         history.records.append(record)
         if ckpt_path is not None:
-            state = _state(model, optimizer, scheduler, method, gens, epoch, history, extra_state)
-            save_checkpoint(ckpt_path, state)
-            atomic_write_text(ckpt_path.parent / HISTORY, "".join(json.dumps(r) + "\n" for r in history.records))
-        for cb in callbacks:
+            state = _state(model, optimizer, scheduler, method, gens, epoch, history, extra_state, w)
+            if w.main:
+                save_checkpoint(ckpt_path, state)
+                atomic_write_text(ckpt_path.parent / HISTORY, "".join(json.dumps(r) + "\n" for r in history.records))
+        for cb in callbacks if w.main else ():
             cb(record)
     return history
+
+
+def sync_batchnorm(model: nn.Module, method: TrainingMethod, device: torch.device) -> None:
+    """Turn ``model``'s BatchNorm layers into ``SyncBatchNorm`` in place under ``torchrun`` (a no-op in one
+    process); the parameters stay the same objects, so an optimizer built before keeps working.
+
+    Raises:
+        ConfigError: on the CPU, or for a method with per-sample state once set up (IMA, AMAT run the adversarial
+            forward pass only on the samples that need it, so the ranks' ``SyncBatchNorm`` calls would not match).
+    """
+    if device.type != "cuda":
+        raise ConfigError(
+            "train.sync_bn needs CUDA GPUs (NCCL); on the CPU each rank keeps its own BatchNorm statistics"
+        )
+    if any(isinstance(v, PerSampleState) for v in vars(method).values()):
+        raise ConfigError(
+            "train.sync_bn cannot be used with per-sample-margin methods (IMA, AMAT): their adversarial forward "
+            "calls differ between ranks; use GroupNorm (model.options.norm=group) or per-rank statistics"
+        )
+    if world().parallel and nn.SyncBatchNorm.convert_sync_batchnorm(model) is not model:
+        raise ConfigError("train.sync_bn cannot convert a model that is a single BatchNorm layer")
 
 
 def _train_epoch(
@@ -202,16 +252,24 @@ def _train_epoch(
     total_loss, correct, seen, judged = 0.0, 0, 0, 0
     logs: dict[str, float] = {}
     n_batches = math.ceil(len(data) / batch_size)
+    w = world()
     bar = tqdm(
-        batches(data, batch_size, shuffle),
+        global_batches(len(data), batch_size, shuffle),
         total=n_batches,
         desc=f"epoch {ctx.epoch}/{epochs}",
         leave=False,
         disable=not progress or None,
         dynamic_ncols=True,
     )
-    for step, batch in enumerate(bar):
-        batch = Batch(batch.x.to(ctx.device), batch.target.to(ctx.device), batch.index.to(ctx.device))
+    for step, global_idx in enumerate(bar):
+        optimizer.zero_grad(set_to_none=True)
+        idx = shard(global_idx, w)
+        if len(idx) == 0:  # fewer samples than ranks in this batch: contribute a zero gradient
+            sync_gradients(model.parameters(), 0, len(global_idx))
+            optimizer.step()
+            continue
+        x, y, i = data.batch(idx)
+        batch = Batch(x.to(ctx.device), y.to(ctx.device), i.to(ctx.device))
         ctx.step = step
         with ctx.autocast():
             out = method.training_step(model, batch, ctx)
@@ -220,8 +278,8 @@ def _train_epoch(
             raise TrainingDiverged(
                 f"loss became {loss} at epoch {ctx.epoch}, step {step}; lower the learning rate or check the data"
             )
-        optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        sync_gradients(model.parameters(), len(idx), len(global_idx))
         optimizer.step()
         b = len(batch.x)
         total_loss += loss * b
@@ -233,6 +291,7 @@ def _train_epoch(
             logs[k] = logs.get(k, 0.0) + v * b
         bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
     bar.close()
+    total_loss, correct, seen, judged, logs = _sum_over_ranks(total_loss, correct, seen, judged, logs, w)
     record: dict[str, Any] = {"train_loss": total_loss / max(seen, 1)}
     if judged:  # methods that return no clean outputs get no training accuracy
         record["train_accuracy"] = correct / judged
@@ -240,7 +299,28 @@ def _train_epoch(
     return record
 
 
-def _autocast_factory(device: torch.device, amp: bool) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+def _sum_over_ranks(
+    loss: float, correct: int, seen: int, judged: int, logs: dict[str, float], w: World
+) -> tuple[float, int, int, int, dict[str, float]]:
+    """The epoch's sample-weighted sums over all ranks (unchanged in one process)."""
+    if not w.parallel:
+        return loss, correct, seen, judged, logs
+    parts = gather_objects((loss, correct, seen, judged, logs))
+    merged: dict[str, float] = {}
+    for p in parts:
+        for k, v in p[4].items():
+            merged[k] = merged.get(k, 0.0) + v
+    return (
+        sum(p[0] for p in parts),
+        sum(p[1] for p in parts),
+        sum(p[2] for p in parts),
+        sum(p[3] for p in parts),
+        merged,
+    )
+
+
+def autocast_factory(device: torch.device, amp: bool) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    """The mixed-precision context of a training step: bfloat16 autocast on CUDA with ``amp``, else none."""
     if amp and device.type == "cuda":
         return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext
@@ -255,7 +335,11 @@ def _state(
     epoch: int,
     history: History,
     extra: dict[str, Any] | None,
+    w: World,
 ) -> dict[str, Any]:
+    """The checkpoint; under ``torchrun`` it also holds every rank's RNG states (``rng_ranks``), gathered from all
+    ranks (so every rank must call this), for a bit-identical ``--resume`` with the same number of processes."""
+    ranks = gather_objects(rng_state(gens)) if w.parallel else None
     return {
         "format": "medrobust.checkpoint/1",
         "epoch": epoch,
@@ -263,7 +347,8 @@ def _state(
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "method": method.state_dict(),
-        "rng": rng_state(gens),
+        "rng": rng_state(gens) if ranks is None else ranks[0],
+        **({"rng_ranks": ranks} if ranks is not None else {}),
         "history": history.records,
         **(extra or {}),
     }
@@ -283,6 +368,12 @@ def _restore(
     if scheduler is not None and state.get("scheduler") is not None:
         scheduler.load_state_dict(state["scheduler"])
     method.load_state_dict(state.get("method", {}))
-    restore_rng_state(state["rng"], gens)
+    w = world()
+    ranks = state.get("rng_ranks")
+    # the same world size: each rank its own states; else rank 0's (a new world size is not bit-reproducible)
+    own = ranks[w.rank] if isinstance(ranks, list) and len(ranks) == w.size else None
+    restore_rng_state(own if own is not None else state["rng"], gens)
+    if own is None and w.rank > 0:  # another world size: derive this rank's own draws from rank 0's state
+        gens["method"].manual_seed(int(torch.randint(2**62, (1,), generator=gens["method"])) + w.rank)
     history.records[:] = list(state.get("history", []))
     return int(state["epoch"]) + 1

@@ -18,6 +18,7 @@ from torch import nn
 from medrobust import data, models
 from medrobust.config import ExperimentConfig, dump_config, load_config
 from medrobust.data.base import ArrayDataset
+from medrobust.distributed import distributed, main_only, world
 from medrobust.errors import ConfigError, DataError
 from medrobust.methods import METHODS
 from medrobust.methods.loss_threshold import loss_threshold, per_sample_losses
@@ -121,19 +122,21 @@ def train_run(
 
     The folder is locked while training: a second ``train_run`` or ``evaluate`` aimed at it is refused. A
     non-empty ``out`` that is not a medrobust run is refused unless ``force`` (its files are then left as they are).
+    Under ``torchrun`` every process calls this; they train data-parallel and rank 0 alone locks and writes ``out``
+    (docs/distributed.md).
     """
     out = Path(out)
     check_names(config)
     check_out_folder(out, force)
-    with num_threads(config.train.threads), run_lock(out, "train"):
-        return _train_locked(config, out, resume, callbacks)
+    lock = main_only(run_lock(out, "train"))
+    with num_threads(config.train.threads), lock, distributed(resolve_device(config.train.device)) as device:
+        return _train_locked(config, out, resume, callbacks, device)
 
 
 def _train_locked(
-    config: ExperimentConfig, out: Path, resume: bool, callbacks: tuple[Callback, ...]
+    config: ExperimentConfig, out: Path, resume: bool, callbacks: tuple[Callback, ...], device: torch.device
 ) -> tuple[Run, History]:
     _check_resume(config, out, resume)
-    device = resolve_device(config.train.device)
     train = load_split(config, "train")
     val = load_split(config, "val")
     task = train.task()
@@ -145,7 +148,9 @@ def _train_locked(
     optimizer = build_optimizer(model.parameters(), config.optim)
     scheduler = build_scheduler(optimizer, config.optim, config.train.epochs)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / CONFIG, dump_config(config))
+    main = world().main
+    if main:
+        atomic_write_text(out / CONFIG, dump_config(config))
     t = config.train
     history = fit(
         model,
@@ -163,15 +168,17 @@ def _train_locked(
         seed=t.seed,
         device=device,
         amp=t.amp,
+        sync_bn=t.sync_bn,
         progress=t.progress,
         callbacks=callbacks,
         extra_state={"config": config.to_dict(), "dataset": train.info.to_dict(), "task": dataclasses.asdict(task)},
     )
     model.eval()
-    test = load_split(config, "test")
-    outputs, targets = predict(model, test, batch_size=t.eval_batch_size, device=device)
-    metrics = {"split": "test", "n": len(test), **task.metrics(outputs, targets), "provenance": provenance()}
-    atomic_write_text(out / METRICS, json.dumps(metrics, indent=2))
+    if main:
+        test = load_split(config, "test")
+        outputs, targets = predict(model, test, batch_size=t.eval_batch_size, device=device)
+        metrics = {"split": "test", "n": len(test), **task.metrics(outputs, targets), "provenance": provenance()}
+        atomic_write_text(out / METRICS, json.dumps(metrics, indent=2))
     return Run(out, config, model, task, history.records), history
 
 

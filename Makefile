@@ -28,6 +28,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_phantom.py
 	$(PY) benchmarks/bench_attacks.py
+	$(PY) benchmarks/bench_autoattack.py
 
 print-torch:  # the torch requirement the targets above install (used by .ci/run's fresh no-extras install)
 	@echo "$(TORCH)"

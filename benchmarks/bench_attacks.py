@@ -17,10 +17,10 @@ On a shared machine use ``--threads 1 --clock cpu`` (process CPU time), which ot
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import torch
+from interleaved import CLOCKS
 from torch import Tensor, nn
 
 from medrobust import models
@@ -46,50 +46,51 @@ def setup(name: str, batch: int) -> tuple[nn.Module, Tensor, Tensor]:
     return model, x, y
 
 
-CLOCK: Callable[[], float] = time.perf_counter
-
-
-def seconds(fn: Callable[[], object]) -> float:
-    start = CLOCK()
+def seconds(fn: Callable[[], object], clock: Callable[[], float]) -> float:
+    start = clock()
     fn()
-    return CLOCK() - start
+    return clock() - start
 
 
-def overhead(model: nn.Module, x: Tensor, y: Tensor, steps: int, rounds: int) -> tuple[float, float]:
-    """Best-of-rounds seconds of one forward+input-gradient backward, and of PGD-``steps``."""
+def overhead(
+    model: nn.Module, x: Tensor, y: Tensor, attack: Callable[..., object], rounds: int, clock: Callable[[], float]
+) -> tuple[float, float]:
+    """Best-of-rounds seconds of one forward+input-gradient backward, and of one run of ``attack`` (ε = 1/255),
+    the two interleaved round by round."""
 
     def unit() -> None:
         xr = x.clone().requires_grad_(True)
         torch.autograd.grad(TASK.loss(model(xr), y).sum(), xr)
 
-    attack = PGD(norm="linf", steps=steps)
     gen = torch.Generator().manual_seed(0)
     unit()  # warm-up
     attack(model, x, y, task=TASK, eps=1 / 255, generator=gen)
-    units, pgds = [], []
+    units, runs = [], []
     for _ in range(rounds):
-        units.append(min(seconds(unit) for _ in range(3)))
-        pgds.append(seconds(lambda: attack(model, x, y, task=TASK, eps=1 / 255, generator=gen)))
-    return min(units), min(pgds)
+        units.append(min(seconds(unit, clock) for _ in range(3)))
+        runs.append(seconds(lambda: attack(model, x, y, task=TASK, eps=1 / 255, generator=gen), clock))
+    return min(units), min(runs)
 
 
-def sweep_rows(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> list[tuple[str, float, list[float]]]:
+def sweep_rows(
+    model: nn.Module, x: Tensor, y: Tensor, steps: int, clock: Callable[[], float]
+) -> list[tuple[str, float, list[float]]]:
     """(method, seconds, robust accuracy per ε) for the sweep and for independent runs."""
     rows = []
     for early in (False, True):
         attack = build_attack("pgd", norm="linf", steps=steps, early_stop=early)
         gens = fork_generators(torch.Generator().manual_seed(0), len(EPS))  # the sweep's per-ε starts
-        start = CLOCK()
+        start = clock()
         acc = [
             1 - float(attack(model, x, y, task=TASK, eps=e, generator=g).fooled.float().mean())
             for e, g in zip(EPS, gens)
         ]
-        rows.append((f"8 independent runs{', early stop' if early else ''}", CLOCK() - start, acc))
+        rows.append((f"8 independent runs{', early stop' if early else ''}", clock() - start, acc))
     attack = build_attack("pgd", norm="linf", steps=steps, early_stop=True)
     gen = torch.Generator().manual_seed(0)
-    start = CLOCK()
+    start = clock()
     results = pgd_sweep(model, x, y, task=TASK, attack=attack, eps_list=EPS, generator=gen)
-    rows.append(("pgd_sweep", CLOCK() - start, [1 - float(r.fooled.float().mean()) for r in results]))
+    rows.append(("pgd_sweep", clock() - start, [1 - float(r.fooled.float().mean()) for r in results]))
     return rows
 
 
@@ -98,10 +99,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small batches and few steps (about a minute)")
     parser.add_argument("--models", nargs="+", default=["small_cnn", "resnet18"])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="wall time or process CPU time")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall time or process CPU time")
     args = parser.parse_args()
-    global CLOCK
-    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    clock = CLOCKS[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
     batch = {"small_cnn": 8, "resnet18": 2} if args.quick else {"small_cnn": 32, "resnet18": 4}
@@ -110,13 +110,13 @@ def main() -> None:
     print(f"| model | batch | fwd+grad (s) | PGD-{k} (s) | ratio PGD-{k} / ({k} × fwd+grad) |")
     print("|---|---|---|---|---|")
     for name in args.models:
-        unit, pgd = overhead(*setup(name, batch[name]), k, rounds)
+        unit, pgd = overhead(*setup(name, batch[name]), PGD(norm="linf", steps=k), rounds, clock)
         print(f"| {name} | {batch[name]} | {unit:.4f} | {pgd:.3f} | {pgd / (k * unit):.3f} |", flush=True)
     print(f"\nε = {', '.join(f'{e * 255:.2f}' for e in EPS)} (/255), PGD-{sweep_steps}\n")
     print("| model | batch | method | seconds | speed-up | robust accuracy per ε |")
     print("|---|---|---|---|---|---|")
     for name in args.models:
-        rows = sweep_rows(*setup(name, batch[name]), sweep_steps)
+        rows = sweep_rows(*setup(name, batch[name]), sweep_steps, clock)
         base = rows[0][1]
         for method, secs, acc in rows:
             accs = " ".join(f"{a:.2f}" for a in acc)

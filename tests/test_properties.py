@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from medrobust.errors import DataError
 from medrobust.training.checkpoint import load_checkpoint, save_checkpoint
 from medrobust.training.tensorfile import load_tensors, save_tensors
 
-hypothesis = pytest.importorskip("hypothesis")
-st = hypothesis.strategies
-BUDGET = hypothesis.settings(max_examples=60, deadline=None, derandomize=True, database=None)
+BUDGET = settings(max_examples=60, deadline=None, derandomize=True, database=None)
 
 
 def _valid_checkpoint() -> bytes:
@@ -54,7 +54,7 @@ def _loads_or_one_line_error(load: object, path: Path) -> None:
 
 
 @BUDGET
-@hypothesis.given(blob=damaged(_valid_checkpoint()))
+@given(blob=damaged(_valid_checkpoint()))
 def test_any_checkpoint_bytes_load_or_give_one_line(tmp_path_factory: pytest.TempPathFactory, blob: bytes) -> None:
     path = tmp_path_factory.mktemp("ck") / "checkpoint.pt"
     path.write_bytes(blob)
@@ -62,7 +62,7 @@ def test_any_checkpoint_bytes_load_or_give_one_line(tmp_path_factory: pytest.Tem
 
 
 @BUDGET
-@hypothesis.given(data=st.data())
+@given(data=st.data())
 def test_any_safetensors_bytes_load_or_give_one_line(
     tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
 ) -> None:
@@ -73,7 +73,7 @@ def test_any_safetensors_bytes_load_or_give_one_line(
 
 
 @BUDGET
-@hypothesis.given(
+@given(
     values=st.dictionaries(
         st.text(min_size=1, max_size=8),
         st.one_of(

@@ -66,9 +66,12 @@ def resolve(source: str | Path) -> tuple[Path, Path | None]:
     return p, Path(run) if run and (Path(run) / CHECKPOINT).is_file() else None
 
 
-def collect(source: str | Path, *, gallery: bool = True, examples: int = 4, device: str = "cpu") -> RunReport:
+def collect(
+    source: str | Path, *, gallery: bool = True, examples: int = 4, device: str = "cpu", max_n: int = 256
+) -> RunReport:
     """Read a source (see the module docstring) into a :class:`RunReport`; with ``gallery`` and a checkpoint,
-    compute the model-derived parts (:func:`~medrobust.reporting.gallery.model_views`)."""
+    compute the model-derived parts (:func:`~medrobust.reporting.gallery.model_views`; ROC curves under attack on at
+    most ``max_n`` samples)."""
     results_path, folder = resolve(source)
     results = Results.load(results_path)
     name = folder.name if folder is not None else results_path.parent.name or results_path.stem
@@ -84,7 +87,8 @@ def collect(source: str | Path, *, gallery: bool = True, examples: int = 4, devi
     if gallery and (folder / CHECKPOINT).is_file():
         from medrobust.training.runs import load_run
 
-        report.views = model_views(load_run(folder, device=device), results, examples=examples, seed=results.seed)
+        report.views = model_views(load_run(folder, device=device), results, examples=examples, max_n=max_n,
+                                   seed=results.seed)  # fmt: skip
     return report
 
 

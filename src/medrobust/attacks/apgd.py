@@ -20,11 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from medrobust.attacks.ascent import Iterate, gradient_ascent
-from medrobust.attacks.base import ATTACKS, AttackResult, WorstCase, check_batch
+from medrobust.attacks.base import ATTACKS, AttackResult, WorstCase, prepare
 from medrobust.attacks.losses import APGD_LOSSES, AttackLoss, is_multiclass, top_other_classes
 from medrobust.attacks.pgd import KeepWorst
 from medrobust.errors import ConfigError
-from medrobust.geometry import Norm, box, check_norm, direction, per_sample_eps, project, view
+from medrobust.geometry import Norm, box, check_norm, direction, project, view
 from medrobust.runtime import model_mode
 from medrobust.tasks.base import Task
 
@@ -199,11 +199,9 @@ class APGD:
         rows: Tensor | None = None,
     ) -> AttackResult:
         """Attack ``model`` at ``(x, y)``; ``rows`` as for :class:`~medrobust.attacks.PGD` (whole-batch draws)."""
-        check_batch(x, y, task, generator)
+        x, e, rows = prepare(x, y, task, eps, generator, rows)
         if self.targets and not (is_multiclass(task) and int(getattr(task, "num_classes", 0)) >= 3):
             raise ConfigError("targeted APGD needs a multi-class task with at least 3 classes; use targets=0")
-        e, x = per_sample_eps(eps, x), x.detach()
-        rows = torch.arange(x.shape[0], device=x.device) if rows is None else rows
         with model_mode(model, self.train_mode):
             with torch.no_grad():
                 clean = model(x[rows])

@@ -27,11 +27,11 @@ import torch
 from torch import Tensor, nn
 
 from medrobust.attacks.apgd import APGD
-from medrobust.attacks.base import ATTACKS, AttackResult, check_batch
+from medrobust.attacks.base import ATTACKS, AttackResult, prepare
 from medrobust.attacks.losses import is_multiclass
 from medrobust.attacks.square import Square
 from medrobust.errors import ConfigError
-from medrobust.geometry import Norm, check_norm, per_sample_eps
+from medrobust.geometry import Norm, check_norm
 from medrobust.runtime import fork_generators
 from medrobust.tasks.base import Task
 
@@ -94,9 +94,7 @@ class AutoAttack:
         rows: Tensor | None = None,
     ) -> AttackResult:
         """Run the cascade; ``details["broken_by"]`` ``(M,)`` holds each point's breaking member index or −1."""
-        check_batch(x, y, task, generator)
-        e = per_sample_eps(eps, x)
-        rows = torch.arange(x.shape[0], device=x.device) if rows is None else rows
+        x, e, rows = prepare(x, y, task, eps, generator, rows)
         members = self.members(task)
         broken_by = torch.full((rows.numel(),), -1, dtype=torch.long, device=x.device)
         result: AttackResult | None = None

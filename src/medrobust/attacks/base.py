@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from medrobust.errors import DataError
-from medrobust.geometry import check_generator, check_images, view
+from medrobust.geometry import check_generator, check_images, per_sample_eps, view
 from medrobust.registry import Registry
 from medrobust.tasks.base import Task
 
@@ -74,6 +74,17 @@ def check_batch(x: Tensor, y: Tensor, task: Task, generator: torch.Generator | N
         raise DataError(f"{x.shape[0]} inputs but {y.shape[0]} targets; pass one target per input")
     task.check_target(y)
     check_generator(generator, x)
+
+
+def prepare(
+    x: Tensor, y: Tensor, task: Task, eps: float | Tensor, generator: torch.Generator | None, rows: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Validate an attack's inputs and return ``x`` detached, ε per sample ``(N,)`` and the rows to attack ``(M,)``
+    (all rows when ``rows`` is None); the prologue of every attack that takes ``rows``."""
+    check_batch(x, y, task, generator)
+    e = per_sample_eps(eps, x)
+    picked = torch.arange(x.shape[0], device=x.device) if rows is None else rows
+    return x.detach(), e, picked
 
 
 def objective(task: Task, output: Tensor, y: Tensor, loss: str, targeted: bool) -> Tensor:

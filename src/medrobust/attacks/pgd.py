@@ -18,12 +18,12 @@ from medrobust.attacks.base import (
     AttackResult,
     LossName,
     WorstCase,
-    check_batch,
     objective,
+    prepare,
     success,
 )
 from medrobust.errors import ConfigError
-from medrobust.geometry import Norm, check_norm, per_sample_eps, random_start
+from medrobust.geometry import Norm, check_norm, random_start
 from medrobust.runtime import model_mode
 from medrobust.tasks.base import Task
 
@@ -106,10 +106,7 @@ class PGD:
         for the whole batch and then indexed, so what happens to a row does not depend on which other rows are
         attacked: an ε sweep that skips broken samples gets exactly the starts of an independent run.
         """
-        check_batch(x, y, task, generator)
-        e = per_sample_eps(eps, x)
-        x = x.detach()
-        rows = torch.arange(x.shape[0], device=x.device) if rows is None else rows
+        x, e, rows = prepare(x, y, task, eps, generator, rows)
         score_loss = self.losses[0] if len(self.losses) == 1 else "margin"
         runs = [name for name in self.losses for _ in range(self.restarts)]
         with model_mode(model, self.train_mode), torch.enable_grad():

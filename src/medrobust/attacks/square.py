@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from medrobust.attacks.base import ATTACKS, AttackResult, WorstCase, check_batch
+from medrobust.attacks.base import ATTACKS, AttackResult, WorstCase, prepare
 from medrobust.errors import ConfigError
-from medrobust.geometry import Norm, box, check_norm, per_sample_eps, project, view
+from medrobust.geometry import Norm, box, check_norm, project, view
 from medrobust.runtime import model_mode
 from medrobust.tasks.base import Task
 
@@ -134,11 +134,9 @@ class Square:
         rows: Tensor | None = None,
     ) -> AttackResult:
         """Attack ``model`` at ``(x, y)``; ``rows`` attacks only those rows (draws as for the whole batch)."""
-        check_batch(x, y, task, generator)
+        x, e, rows = prepare(x, y, task, eps, generator, rows)
         if x.ndim < 3:
             raise ConfigError(f"Square needs inputs (N, C, *spatial) with a spatial axis; got {tuple(x.shape)}")
-        e, x = per_sample_eps(eps, x), x.detach()
-        rows = torch.arange(x.shape[0], device=x.device) if rows is None else rows
         with model_mode(model, self.train_mode), torch.no_grad():
             search = _Search(self, model, task, x, y, e, rows, generator)
             return search.run()

@@ -19,7 +19,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study_common import Spec, curve, evaluate, plot_curves, plot_margin_histograms, summarise, train, write_report
+from study_common import (
+    Job,
+    Spec,
+    add_execution_options,
+    curve,
+    execution,
+    plot_curves,
+    plot_margin_histograms,
+    run_all,
+    summarise,
+    write_report,
+)
 
 KINDS = {"seg": ("phantom-ct-seg", "dice", "Dice"), "landmark": ("phantom-ct-landmark", "mre", "mean radial error")}
 EPS = [0.0, 0.1, 0.25, 0.5, 1.0]
@@ -39,6 +50,7 @@ def main() -> None:
     parser.add_argument("--eval-steps", type=int, default=100)
     parser.add_argument("--methods", default=None, help="comma-separated fine-tuned runs (sat, amat; default all)")
     parser.add_argument("--smoke", action="store_true", help="2+2 epochs, 2 seeds, 64 images, 5-step evaluation")
+    add_execution_options(parser)
     args = parser.parse_args()
     if args.smoke:
         args.epochs, args.epochs_std, args.seeds, args.n, args.n_eval, args.eval_steps = 2, 2, "0,1", 64, 20, 5
@@ -63,18 +75,21 @@ def main() -> None:
     levels = ",".join(f"{e:g}" for e in EPS)
     grid = ["--attack", "pgd", "--norm", "l2", "--eps", levels, "--steps", str(args.eval_steps), "--rel-step", "10",
             "--n", str(args.n_eval)]  # fmt: skip
+    jobs = []
+    for seed in seeds:
+        base = out / "standard" / f"seed{seed}"
+        jobs.append(Job(base, [*common, "--method", "standard", "--epochs", str(args.epochs_std), "--lr", "3e-3",
+                               "--seed", str(seed)]))  # fmt: skip
+        jobs += [Job(out / m.key / f"seed{seed}", [*common, "--method", m.method, "--epochs", str(args.epochs),
+                                                   "--lr", "1e-3", "--seed", str(seed), "--init", str(base),
+                                                   "--set", f"method.options={m.options}"], after=base)
+                 for m in methods[1:]]  # fmt: skip
+    docs = run_all(jobs, grid, execution(args))
     curves: dict[str, list[dict[float, float]]] = {}
     rates: dict[str, list[dict[float, float]]] = {}
     for seed in seeds:
-        base = out / "standard" / f"seed{seed}"
-        train(base, [*common, "--method", "standard", "--epochs", str(args.epochs_std), "--lr", "3e-3",
-                     "--seed", str(seed)])  # fmt: skip
-        for m in methods[1:]:
-            train(out / m.key / f"seed{seed}", [*common, "--method", m.method, "--epochs", str(args.epochs),
-                                                "--lr", "1e-3", "--seed", str(seed), "--init", str(base),
-                                                "--set", f"method.options={m.options}"])  # fmt: skip
         for m in methods:
-            doc = evaluate(out / m.key / f"seed{seed}", grid)
+            doc = docs[out / m.key / f"seed{seed}"]
             curves.setdefault(m.key, []).append(curve(doc, "pgd", metric))
             rates.setdefault(m.key, []).append(curve(doc, "pgd", "accuracy"))
     labels = {m.key: m.label for m in methods}

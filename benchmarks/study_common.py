@@ -6,6 +6,10 @@ A run counts as trained once its folder holds ``metrics.json`` (written when tra
 ``checkpoint.pt`` was interrupted and continues with ``--resume``; a run counts as evaluated once its
 ``results.json`` is newer than its checkpoint and was computed with the study's evaluation grid. Re-running a
 study therefore redoes only what is missing.
+
+Runs are independent processes, so :func:`run_all` can train and evaluate ``--jobs`` of them at once (on a GPU,
+several small runs share the device far better than one does; on the 2-core CPU, keep ``--jobs 1``). Each run's
+numbers do not depend on ``--jobs``: every process gets the same ``--threads`` and device, whatever runs beside it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,58 @@ class Spec:
     label: str
 
 
+@dataclass(frozen=True)
+class Job:
+    """One run of a study: its folder, its ``medrobust train`` arguments (without ``--out``) and the run it starts
+    from (``--init``), which must be trained first."""
+
+    run: Path
+    train_args: list[str]
+    after: Path | None = None
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a study's runs execute: ``jobs`` processes at once, on ``device``, with ``threads`` CPU threads each."""
+
+    jobs: int = 1
+    device: str = "auto"
+    threads: int = 1
+
+    def flags(self) -> list[str]:
+        """Flags appended to every ``train`` and ``evaluate`` command."""
+        return ["--device", self.device, "--threads", str(self.threads)]
+
+
+def add_execution_options(parser: Any) -> None:
+    """``--jobs``, ``--device`` and ``--threads`` on a study's argument parser."""
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained / evaluated at once (default 1)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] for every run")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1)")
+
+
+def execution(args: Any) -> Execution:
+    """The :class:`Execution` the parsed ``args`` ask for."""
+    return Execution(jobs=max(1, args.jobs), device=args.device, threads=args.threads)
+
+
+def run_all(jobs: Sequence[Job], grid: Sequence[str], how: Execution) -> dict[Path, dict[str, Any]]:
+    """Train every job (a job after the run it starts from), then evaluate every run with ``grid``, ``how.jobs`` at a
+    time; ``{run folder: results document}``. A failed run stops the study (after the runs in flight finish)."""
+    pending = list(jobs)
+    done: set[Path] = set()
+    with ThreadPoolExecutor(max_workers=how.jobs) as pool:
+        while pending:
+            ready = [j for j in pending if j.after is None or j.after in done]
+            if not ready:
+                raise ValueError(f"jobs wait on runs that no job trains: {sorted({str(j.after) for j in pending})}")
+            list(pool.map(lambda j: train(j.run, [*j.train_args, *how.flags()]), ready))
+            done.update(j.run for j in ready)
+            pending = [j for j in pending if j not in ready]
+        docs = pool.map(lambda j: evaluate(j.run, grid, how.flags()), jobs)
+        return {j.run: doc for j, doc in zip(jobs, docs, strict=True)}
+
+
 def medrobust(*args: str) -> None:
     """Run the ``medrobust`` command with this interpreter; a failure stops the study."""
     subprocess.run([sys.executable, "-m", "medrobust.cli", *args], check=True)
@@ -49,13 +106,14 @@ def train(out: Path, args: Sequence[str]) -> None:
     medrobust("train", *args, "--out", str(out), *resume)
 
 
-def evaluate(run: Path, grid: Sequence[str]) -> dict[str, Any]:
-    """``medrobust evaluate run grid`` unless its results are newer than the checkpoint and were computed with the
-    same grid (recorded in ``study_grid.txt`` beside them); the results document."""
+def evaluate(run: Path, grid: Sequence[str], flags: Sequence[str] = ()) -> dict[str, Any]:
+    """``medrobust evaluate run grid flags`` unless its results are newer than the checkpoint and were computed with
+    the same grid (recorded in ``study_grid.txt`` beside them); the results document. ``flags`` (device, threads)
+    do not change the numbers asked for, so they are not part of the grid."""
     results, ckpt, stamp = run / "results.json", run / "checkpoint.pt", run / "study_grid.txt"
     same_grid = not stamp.exists() or stamp.read_text() == " ".join(grid)
     if not results.exists() or results.stat().st_mtime < ckpt.stat().st_mtime or not same_grid:
-        medrobust("evaluate", str(run), *grid, "--no-progress")
+        medrobust("evaluate", str(run), *grid, *flags, "--no-progress")
         stamp.write_text(" ".join(grid))
     doc: dict[str, Any] = json.loads(results.read_text())
     return doc

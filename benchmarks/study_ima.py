@@ -20,7 +20,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study_common import Spec, curve, evaluate, plot_curves, plot_margin_histograms, summarise, train, write_report
+from study_common import (
+    Job,
+    Spec,
+    add_execution_options,
+    curve,
+    execution,
+    plot_curves,
+    plot_margin_histograms,
+    run_all,
+    summarise,
+    write_report,
+)
 
 # dataset: (data options, evaluated ε, SAT radii)
 DATASETS = {
@@ -68,6 +79,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None, help="training images (default: the dataset's study size)")
     parser.add_argument("--methods", default=None, help="comma-separated run names to include (default: all)")
     parser.add_argument("--smoke", action="store_true", help="3 epochs, 2 seeds, 200 images, 10-step evaluation")
+    add_execution_options(parser)
     args = parser.parse_args()
     data, eps, sat = DATASETS[args.dataset]
     if args.smoke:
@@ -82,14 +94,21 @@ def main() -> None:
     levels = ",".join(f"{e:g}" for e in eps)
     grid = ["--norm", "l2", "--eps", levels, "--steps", str(args.eval_steps), "--rel-step", "10",
             "--loss", "ce,margin", "--restarts", str(args.restarts), "--n", str(args.n_eval)]  # fmt: skip
+    common = ["--dataset", args.dataset, "--model", "small_cnn", "--epochs", str(args.epochs), "--no-progress",
+              "--set", f"data.options={data}"]  # fmt: skip
+    jobs = [
+        Job(
+            out / m.key / f"seed{seed}",
+            [*common, "--method", m.method, "--seed", str(seed), "--set", f"method.options={m.options}"],
+        )
+        for m in methods
+        for seed in seeds
+    ]
+    docs = run_all(jobs, grid, execution(args))
     curves: dict[str, list[dict[float, float]]] = {}
     for m in methods:
         for seed in seeds:
-            run = out / m.key / f"seed{seed}"
-            train(run, ["--dataset", args.dataset, "--model", "small_cnn", "--method", m.method,
-                        "--epochs", str(args.epochs), "--seed", str(seed), "--no-progress",
-                        "--set", f"data.options={data}", "--set", f"method.options={m.options}"])  # fmt: skip
-            curves.setdefault(m.key, []).append(curve(evaluate(run, grid), "pgd", "accuracy"))
+            curves.setdefault(m.key, []).append(curve(docs[out / m.key / f"seed{seed}"], "pgd", "accuracy"))
     labels = {m.key: m.label for m in methods}
     regime = (
         f"{args.dataset}, small CNN, {args.epochs} epochs, seeds {seeds}; IMA δ·epochs/E_max = "

@@ -82,7 +82,8 @@ def main() -> None:
                                "--seed", str(seed)]))  # fmt: skip
         jobs += [Job(out / m.key / f"seed{seed}", [*common, "--method", m.method, "--epochs", str(args.epochs),
                                                    "--lr", "1e-3", "--seed", str(seed), "--init", str(base),
-                                                   "--set", f"method.options={m.options}"], after=base)
+                                                   "--set", f"method.options={m.options}"], after=base,
+                     cost=STEPS)
                  for m in methods[1:]]  # fmt: skip
     docs = run_all(jobs, grid, execution(args))
     curves: dict[str, list[dict[float, float]]] = {}

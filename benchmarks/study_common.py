@@ -43,12 +43,14 @@ class Spec:
 
 @dataclass(frozen=True)
 class Job:
-    """One run of a study: its folder, its ``medrobust train`` arguments (without ``--out``) and the run it starts
-    from (``--init``), which must be trained first."""
+    """One run of a study: its folder, its ``medrobust train`` arguments (without ``--out``), the run it starts
+    from (``--init``), which must be trained first, and its relative cost (PGD steps per update, say), used only
+    to start the longest runs first so that parallel runs finish together."""
 
     run: Path
     train_args: list[str]
     after: Path | None = None
+    cost: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -77,20 +79,24 @@ def execution(args: Any) -> Execution:
 
 
 def run_all(jobs: Sequence[Job], grid: Sequence[str], how: Execution) -> dict[Path, dict[str, Any]]:
-    """Train every job (a job after the run it starts from), then evaluate every run with ``grid``, ``how.jobs`` at a
-    time; ``{run folder: results document}``. A failed run stops the study (after the runs in flight finish)."""
+    """Train and then evaluate (with ``grid``) every job, ``how.jobs`` at a time, a job only once the run it starts
+    from is trained; ``{run folder: results document}``. A failed run stops the study (after the runs in flight
+    finish)."""
+
+    def train_and_evaluate(job: Job) -> tuple[Path, dict[str, Any]]:
+        train(job.run, [*job.train_args, *how.flags()])
+        return job.run, evaluate(job.run, grid, how.flags())
+
     pending = list(jobs)
-    done: set[Path] = set()
+    docs: dict[Path, dict[str, Any]] = {}
     with ThreadPoolExecutor(max_workers=how.jobs) as pool:
         while pending:
-            ready = [j for j in pending if j.after is None or j.after in done]
+            ready = sorted((j for j in pending if j.after is None or j.after in docs), key=lambda j: -j.cost)
             if not ready:
                 raise ValueError(f"jobs wait on runs that no job trains: {sorted({str(j.after) for j in pending})}")
-            list(pool.map(lambda j: train(j.run, [*j.train_args, *how.flags()]), ready))
-            done.update(j.run for j in ready)
+            docs.update(pool.map(train_and_evaluate, ready))
             pending = [j for j in pending if j not in ready]
-        docs = pool.map(lambda j: evaluate(j.run, grid, how.flags()), jobs)
-        return {j.run: doc for j, doc in zip(jobs, docs, strict=True)}
+    return docs
 
 
 def medrobust(*args: str) -> None:

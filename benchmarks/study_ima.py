@@ -41,6 +41,7 @@ DATASETS = {
 RATIO = 1.5  # δ·epochs / E_max
 E_MAX_FACTOR = 3.0  # E_max / largest evaluated ε
 STEPS = 20
+COST = {"standard": 1, "fast_at": 2}  # forward-backward passes per update; the others ≈ STEPS (used for scheduling)
 
 
 def specs(eps: list[float], sat: tuple[float, float], epochs: int) -> tuple[list[Spec], float, float]:
@@ -100,6 +101,7 @@ def main() -> None:
         Job(
             out / m.key / f"seed{seed}",
             [*common, "--method", m.method, "--seed", str(seed), "--set", f"method.options={m.options}"],
+            cost=COST.get(m.method, STEPS),
         )
         for m in methods
         for seed in seeds

@@ -84,6 +84,15 @@ def test_user_errors_are_one_line(name: str, options: dict[str, Any], error: typ
     assert "\n" not in str(info.value)
 
 
+def test_dynunet_without_input_size_needs_its_plan() -> None:
+    with pytest.raises(ConfigError, match="DynUNet needs kernel_size, strides, upsample_kernel_size"):
+        models.create("monai:DynUNet", in_channels=1, num_outputs=2)
+    plan = dict(zip(("kernel_size", "strides", "upsample_kernel_size"), dynunet_plan([16, 16])))
+    net = models.create("monai:DynUNet", in_channels=1, num_outputs=2, filters=[4, 4, 8], **plan)
+    assert net(torch.rand(2, 1, 16, 16)).shape == (2, 2, 16, 16)
+    assert models.takes_image_size("monai:DynUNet") and not models.takes_image_size("unet")
+
+
 def test_missing_monai_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.import_module
 

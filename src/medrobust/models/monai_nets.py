@@ -37,6 +37,7 @@ PREFIX = "monai"
 IN_CHANNELS = ("in_channels", "n_input_channels")
 NUM_OUTPUTS = ("out_channels", "num_classes", "classes")
 IMAGE_SIZE = ("img_size", "image_size", "input_image_size")
+DYNUNET = "DynUNet"  # nnU-Net's network: planned from the input size, deep-supervision heads stacked on dim 1
 # Networks returning a list whose *last* element is the full-depth output (the others return it first).
 LAST_OUTPUT = frozenset({"BasicUNetPlusPlus"})
 BUILD_ERRORS = (TypeError, ValueError, AssertionError, KeyError, AttributeError, IndexError, NotImplementedError,
@@ -115,6 +116,23 @@ def build(
     """
     name = f"{PREFIX}:{network.__name__}"
     filled = data_arguments(network, in_channels, num_outputs, spatial_dims, image_size)
+    check_user_options(network, filled, options)
+    arguments = {**default_arguments(network, image_size, options), **filled, **options}
+    try:
+        net = network(**arguments)
+    except BUILD_ERRORS as err:
+        raise ConfigError(f"{name} rejected its options {options} ({one_line(err)})") from None
+    stacked = bool(arguments.get("deep_supervision")) and network.__name__ == DYNUNET
+    model = MonaiNet(net, last=network.__name__ in LAST_OUTPUT, stacked=stacked)
+    if image_size is not None:
+        check_forward(model, name, in_channels, num_outputs, tuple(image_size))
+    return model
+
+
+def check_user_options(network: type[nn.Module], filled: dict[str, Any], options: dict[str, Any]) -> None:
+    """One-line :class:`ConfigError` for an option that the data sets, ``pretrained: true``, or a name that
+    ``network``'s constructor does not take (with "did you mean …?")."""
+    name = f"{PREFIX}:{network.__name__}"
     for key in options:
         if key in filled:
             raise ConfigError(f"model option {key!r} of {name} is set from the dataset; remove it")
@@ -122,16 +140,6 @@ def build(
         raise ConfigError(f"{name}: pretrained weights are not supported (they would be downloaded on every load); "
                           "start from a trained run with --set train.init=RUN instead")  # fmt: skip
     check_options(f"model {name!r}", network, options)
-    arguments = {**default_arguments(network, image_size, options), **filled, **options}
-    try:
-        net = network(**arguments)
-    except BUILD_ERRORS as err:
-        raise ConfigError(f"{name} rejected its options {options} ({one_line(err)})") from None
-    stacked = bool(arguments.get("deep_supervision")) and network.__name__ == "DynUNet"
-    model = MonaiNet(net, last=network.__name__ in LAST_OUTPUT, stacked=stacked)
-    if image_size is not None:
-        check_forward(model, name, in_channels, num_outputs, tuple(image_size))
-    return model
 
 
 def data_arguments(
@@ -174,9 +182,9 @@ def default_arguments(
     params = inspect.signature(network).parameters
     out: dict[str, Any] = {"pretrained": False} if "pretrained" in params else {}
     plan_keys = ("kernel_size", "strides", "upsample_kernel_size")
-    if network.__name__ == "DynUNet" and not all(k in options for k in plan_keys):
+    if network.__name__ == DYNUNET and not all(k in options for k in plan_keys):
         if image_size is None:
-            raise ConfigError(f"{PREFIX}:DynUNet needs {', '.join(plan_keys)} in model.options when the input size "
+            raise ConfigError(f"{PREFIX}:{DYNUNET} needs {', '.join(plan_keys)} in model.options when the input size "
                               "is unknown")  # fmt: skip
         out.update(zip(plan_keys, dynunet_plan(image_size)))
     return out

@@ -12,7 +12,7 @@ TORCH ?= $(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,tensorboard,mlflow]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,tensorboard,mlflow,monai]"
 	@touch $(STAMP)
 
 demo: $(STAMP)

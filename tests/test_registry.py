@@ -1,7 +1,7 @@
 import pytest
 
 from medrobust.errors import ConfigError, UnknownNameError
-from medrobust.registry import Registry
+from medrobust.registry import Entry, Registry
 
 
 def make() -> Registry[object]:
@@ -44,3 +44,25 @@ def test_duplicate_registration_fails() -> None:
     reg = make()
     with pytest.raises(ValueError):
         reg.register("small_cnn")(lambda: None)
+
+
+def test_family_resolves_prefixed_names_and_is_listed_once() -> None:
+    reg = make()
+
+    def resolve(member: str) -> Entry[object]:
+        if member != "Net":
+            raise UnknownNameError(f"no {member!r}")
+        return Entry(f"lib:{member}", lambda *, depth=1: ("lib", depth))
+
+    reg.register_family("lib", resolve, help="any lib network")
+    assert reg.create("lib:Net", depth=2) == ("lib", 2)
+    with pytest.raises(UnknownNameError, match="no 'Other'"):
+        reg.get("lib:Other")
+    with pytest.raises(ConfigError, match="unknown option 'width'"):
+        reg.create("lib:Net", width=2)
+    assert [e.name for e in reg] == ["resnet18", "small_cnn", "lib:<Name>"]
+    assert reg.names()[-1] == "lib:<Name>"
+    with pytest.raises(UnknownNameError, match="did you mean 'lib:<Name>'"):
+        reg.get("lib")
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register_family("lib", resolve, help="again")

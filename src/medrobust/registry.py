@@ -43,7 +43,7 @@ def unknown_name_message(kind: str, name: str, choices: list[str]) -> str:
 
 
 class Registry(Generic[T]):
-    """Maps names to factories.
+    """Maps names to factories, and ``prefix:<Name>`` families of names to a resolver (see :meth:`register_family`).
 
     Example:
         >>> models = Registry[object]("model")
@@ -56,6 +56,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
+        self._families: dict[str, tuple[Callable[[str], Entry[T]], Entry[T]]] = {}
 
     def register(self, name: str, *, help: str = "", **meta: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator registering ``factory`` under ``name`` (names are unique)."""
@@ -69,8 +70,25 @@ class Registry(Generic[T]):
 
         return decorate
 
+    def register_family(self, prefix: str, resolve: Callable[[str], Entry[T]], *, help: str, **meta: Any) -> None:
+        """Make every name ``prefix:<Name>`` resolve to ``resolve(Name)`` (which raises for an unknown ``Name``).
+
+        The family is listed once, as ``prefix:<Name>`` with ``help``; its members are not enumerated.
+        """
+        if prefix in self._families:
+            raise ValueError(f"{self.kind} family {prefix!r} is already registered")
+        placeholder = f"{prefix}:<Name>"
+
+        def unnamed(*_: Any, **__: Any) -> Any:
+            raise ConfigError(f"{placeholder} stands for a {self.kind} name, e.g. {prefix}:SomeName")
+
+        self._families[prefix] = (resolve, Entry(placeholder, unnamed, help, dict(meta)))
+
     def get(self, name: str) -> Entry[T]:
         """The entry for ``name``; raises :class:`UnknownNameError` with suggestions."""
+        prefix, colon, member = name.partition(":")
+        if colon and prefix in self._families:
+            return self._families[prefix][0](member)
         try:
             return self._entries[name]
         except KeyError:
@@ -83,14 +101,16 @@ class Registry(Generic[T]):
         return entry.factory(**kwargs)
 
     def names(self) -> list[str]:
-        """Registered names, sorted."""
-        return sorted(self._entries)
+        """Registered names, sorted, then one ``prefix:<Name>`` per family."""
+        return sorted(self._entries) + [entry.name for _, entry in self._families.values()]
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
     def __iter__(self) -> Iterator[Entry[T]]:
-        return iter(self._entries[n] for n in self.names())
+        """The entries, then one placeholder entry per family (named ``prefix:<Name>``, for listings)."""
+        yield from (self._entries[n] for n in sorted(self._entries))
+        yield from (entry for _, entry in self._families.values())
 
     def __len__(self) -> int:
         return len(self._entries)

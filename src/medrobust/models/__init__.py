@@ -1,5 +1,8 @@
 """Model registry. Every model is wrapped in :class:`Normalize`, so it takes inputs in [0, 1].
 
+Besides medrobust's own models, ``monai:<Name>`` names any network class of ``monai.networks.nets`` (extra
+``medrobust[monai]``; see :mod:`medrobust.models.monai_nets`).
+
 Example:
     >>> from medrobust import models
     >>> net = models.create("small_cnn", in_channels=1, num_outputs=1)
@@ -7,12 +10,14 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
 from medrobust.errors import ConfigError
+from medrobust.models import monai_nets
 from medrobust.models.mrnet import MRNet
 from medrobust.models.normalize import Normalize
 from medrobust.models.resnet import ResNet18
@@ -21,6 +26,12 @@ from medrobust.models.unet import UNet
 from medrobust.registry import Registry, check_options
 
 MODELS: Registry[nn.Module] = Registry("model")
+MODELS.register_family(
+    monai_nets.PREFIX,
+    monai_nets.resolve,
+    help="any network class of monai.networks.nets (pip install 'medrobust[monai]'), e.g. monai:DenseNet121, "
+    "monai:EfficientNetBN, monai:BasicUNet, monai:DynUNet, monai:SwinUNETR; its arguments in model.options",
+)
 
 
 @MODELS.register("small_cnn", help="3-block CNN (72 k parameters at width 16), fast on CPU")
@@ -70,6 +81,11 @@ def unet(
     return UNet(in_channels, num_outputs, width=width, depth=depth, norm=norm, spatial_dims=spatial_dims)
 
 
+def takes_image_size(name: str) -> bool:
+    """Whether model ``name`` is built for a given input size (its factory takes ``image_size``: MONAI's)."""
+    return "image_size" in inspect.signature(MODELS.get(name).factory).parameters
+
+
 def create(
     name: str,
     *,
@@ -87,7 +103,8 @@ def create(
         num_outputs: number of logits.
         mean: per-channel normalisation mean applied inside the model.
         std: per-channel normalisation std.
-        **options: model options (``width``, ``norm``, ``stem``, ``spatial_dims``).
+        **options: model options (``width``, ``norm``, ``stem``, ``spatial_dims``; for ``monai:<Name>`` the
+            constructor's arguments and ``image_size``, the input's spatial size).
     """
     if in_channels < 1 or num_outputs < 1:
         raise ConfigError(f"in_channels and num_outputs must be ≥ 1, got {in_channels} and {num_outputs}")
@@ -96,4 +113,4 @@ def create(
     return Normalize(entry.factory(in_channels=in_channels, num_outputs=num_outputs, **options), mean, std)
 
 
-__all__ = ["MODELS", "MRNet", "Normalize", "ResNet18", "SmallCNN", "UNet", "create"]
+__all__ = ["MODELS", "MRNet", "Normalize", "ResNet18", "SmallCNN", "UNet", "create", "takes_image_size"]

@@ -78,10 +78,13 @@ def build_model(
 
 
 def model_options(config: ExperimentConfig, info: data.DatasetInfo) -> dict[str, Any]:
-    """``config.model.options`` with ``spatial_dims=3`` for volumes unless set."""
+    """``config.model.options`` with ``spatial_dims=3`` for volumes unless set, and the input's spatial size as
+    ``image_size`` for models built for one (MONAI's)."""
     options = dict(config.model.options)
     if len(info.spatial) == 3:
         options.setdefault("spatial_dims", 3)
+    if models.takes_image_size(config.model.name):
+        options["image_size"] = list(info.spatial)
     return options
 
 

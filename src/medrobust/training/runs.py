@@ -17,7 +17,7 @@ from torch import nn
 
 from medrobust import data, models
 from medrobust.config import ExperimentConfig, dump_config, load_config
-from medrobust.data.base import ArrayDataset
+from medrobust.data.base import ArrayDataset, Rows
 from medrobust.distributed import distributed, main_only, world
 from medrobust.errors import ConfigError, DataError
 from medrobust.methods import METHODS
@@ -93,7 +93,7 @@ def _normalisation(mode: str, channels: int, train: ArrayDataset | None) -> tupl
     return channel_mean_std(train.images)
 
 
-def channel_mean_std(images: torch.Tensor, chunk: int = 256) -> tuple[list[float], list[float]]:
+def channel_mean_std(images: Rows, chunk: int = 256) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of ``(N, C, *spatial)`` images in [0, 1] (uint8 scaled by 1/255), in float64
     chunks of ``chunk`` samples, so a large split is never copied to float whole."""
     total = torch.zeros(images.shape[1], dtype=torch.float64)

@@ -33,7 +33,9 @@ from medrobust.training.optim import build_optimizer, build_scheduler
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
 # Settings that may change between an interrupted run and its --resume.
-RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("train", "device"), ("train", "threads")}
+RESUMABLE_CHANGES = {
+    ("train", key) for key in ("epochs", "progress", "device", "threads", "channels_last", "compile")
+}
 
 
 @dataclass
@@ -168,6 +170,9 @@ def _train_locked(
         seed=t.seed,
         device=device,
         amp=t.amp,
+        amp_attack=t.amp_attack,
+        channels_last=t.channels_last,
+        compile_model=t.compile,
         sync_bn=t.sync_bn,
         progress=t.progress,
         callbacks=callbacks,

@@ -13,12 +13,15 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import blobs
 from medrobust import data, models
 from medrobust.cli import main as cli
 from medrobust.data.base import ArrayDataset, DatasetInfo
 from medrobust.data.cache import CachedDataset, write_cache, write_splits
 from medrobust.data.npy_rows import NpyRows
 from medrobust.errors import ConfigError, DataError
+from medrobust.evaluation.runner import evaluate
+from medrobust.evaluation.threats import ThreatSpec
 from medrobust.methods import METHODS
 from medrobust.training.loop import fit
 
@@ -143,3 +146,23 @@ def test_a_split_four_times_the_memory_cap_trains_from_the_cache(tmp_path: Path)
     assert "error" not in cache and 0 < cache["loss"] < 0.69  # learnt something from every batch read from disk
     assert cache["peak_mib"] - cache["warm_peak_mib"] < cap_mib  # resident set held under the cap too
     assert memory["error"].startswith("MemoryError")  # the in-memory path cannot load the split under that cap
+
+
+def test_evaluating_from_the_cache_gives_the_in_memory_rows(tmp_path: Path) -> None:
+    test = blobs(30, size=8, split="test")
+    write_splits(tmp_path / "blobs", {"dataset": "blobs"}, [test])
+    torch.manual_seed(0)
+    model = models.create("small_cnn", in_channels=1, num_outputs=1, width=4, norm="none")
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(40):  # full-batch steps: a model that is right on most samples
+        opt.zero_grad()
+        test.task().loss(model(test.images[:]), test.targets).mean().backward()
+        opt.step()
+    model.eval()
+    threats = [ThreatSpec.attack("pgd", norm="l2", eps=[0.0, 0.5], steps=3), ThreatSpec.noise("gaussian", [0.01])]
+    rows = []
+    for ds in (test, data.load("cache", "test", root=str(tmp_path / "blobs"))):
+        rows.append(evaluate(model, ds, ds.task(), threats, seed=0, batch_size=7, progress=False).rows)
+    accuracy = [r["value"] for r in rows[0] if r["metric"] == "accuracy"]
+    assert accuracy[0] > 0.8 and min(accuracy) < accuracy[0]  # a model that learnt, and an attack that hurts it
+    assert rows[0] == rows[1]

@@ -1,9 +1,11 @@
 """Training throughput on a GPU: images/s of standard, SAT-10 and IMA-20 on ResNet-18, at 64² and 224².
 
 Each method's training step (``method.training_step``, backward, optimizer step, as in
-:func:`medrobust.training.fit`, with its bfloat16 autocast when ``--amp``) is timed on a fixed random batch, and
-compared with bare forward + backward + step of the same model: ``ratio = bare images/s ÷ method images/s`` (SAT-k
-costs about k + 1 bare steps, IMA-20 more). The GPU is synchronised around every timing.
+:func:`medrobust.training.fit`: with ``--amp`` the bfloat16 autocast covers the update, the attacks run in fp32
+unless ``--amp-attack``) is timed on a fixed random batch, and compared with bare forward + backward + step of the
+same model: ``× bare = bare images/s ÷ method images/s`` (SAT-k costs about k + 1 bare steps, IMA-20 more). The GPU
+is synchronised around every timing; the peak GPU memory of each step (``torch.cuda.max_memory_allocated``) is
+reported beside it. ``--json PATH`` also writes the settings and rows as JSON.
 
 Usage::
 
@@ -15,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +29,8 @@ from medrobust import models
 from medrobust.methods import METHODS, Batch, StepContext
 from medrobust.reporting.tables import Table
 from medrobust.tasks.classification import ClassificationTask
-from medrobust.training.loop import autocast_factory, resolve_device
+from medrobust.training.checkpoint import atomic_write_text
+from medrobust.training.loop import autocast_factory, compiled, resolve_device
 
 TASK = ClassificationTask(kind="multiclass", num_classes=10)
 METHOD_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -43,13 +47,17 @@ def build(size: int, device: torch.device, channels_last: bool, compile_model: b
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stub lacks it
-    return torch.compile(model) if compile_model else model  # type: ignore[return-value]
+    return compiled(model) if compile_model else model
 
 
-def timed(fn: Callable[[], None], device: torch.device, warmup: int, rounds: int) -> float:
-    """Best seconds of ``rounds`` calls after ``warmup`` calls."""
+def timed(fn: Callable[[], None], device: torch.device, warmup: int, rounds: int) -> tuple[float, float]:
+    """Best seconds of ``rounds`` calls after ``warmup`` calls, and the peak GPU memory of one call (GiB; 0 on the
+    CPU)."""
     for _ in range(warmup):
         fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
     best = float("inf")
     for _ in range(rounds):
         if device.type == "cuda":
@@ -59,7 +67,8 @@ def timed(fn: Callable[[], None], device: torch.device, warmup: int, rounds: int
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - start)
-    return best
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
+    return best, peak
 
 
 def bare_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch, autocast: Any) -> Callable[[], None]:
@@ -74,13 +83,19 @@ def bare_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch, autoca
 
 
 def method_step(
-    name: str, model: nn.Module, opt: torch.optim.Optimizer, batch: Batch, device: torch.device, autocast: Any
+    name: str,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    batch: Batch,
+    device: torch.device,
+    autocast: Any,
+    amp_attack: bool,
 ) -> Callable[[], None]:
     registered, options = METHOD_OPTIONS[name]
     method = METHODS.create(registered, **options)
     n = len(batch.x)
     method.setup(model, n, TASK)
-    ctx = StepContext(TASK, 1, 0, torch.Generator(device=device).manual_seed(1), device, autocast, n)
+    ctx = StepContext(TASK, 1, 0, torch.Generator(device=device).manual_seed(1), device, autocast, n, 0, amp_attack)
 
     def run() -> None:
         with autocast():
@@ -98,11 +113,13 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 224])
     p.add_argument("--batch", type=int, nargs="+", help="batch size per image size (default 128 at 64², 64 at 224²)")
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA, as fit(amp=True)")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast of the update on CUDA, as fit(amp=True)")
+    p.add_argument("--amp-attack", action="store_true", help="the attacks under that autocast too")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--quick", action="store_true", help="batch 2, 1 round: a smoke check")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (CPU smoke check)")
+    p.add_argument("--json", help="also write the settings and rows to this JSON file")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -110,23 +127,33 @@ def main() -> None:
     sizes = list(zip(args.sizes, args.batch or default, strict=True))
     rounds, warmup = (1, 1) if args.quick else (args.rounds, 2)
     autocast = autocast_factory(device, args.amp)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for size, bs in sizes:
         model = build(size, device, args.channels_last, args.compile)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         g = torch.Generator().manual_seed(0)
-        x = torch.rand(bs, 3, size, size, generator=g).to(device, non_blocking=True)
+        x = torch.rand(bs, 3, size, size, generator=g)
+        x = (x.pin_memory() if device.type == "cuda" else x).to(device, non_blocking=True)
         if args.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         batch = Batch(x, torch.randint(0, 10, (bs,), generator=g).to(device), torch.arange(bs, device=device))
-        bare = bs / timed(bare_step(model, opt, batch, autocast), device, warmup, rounds)
-        rows.append([f"{size}²", "bare forward + backward", bs, bare, 1.0])
+        steps = {"bare forward + backward": bare_step(model, opt, batch, autocast)}
         for name in METHOD_OPTIONS:
-            speed = bs / timed(method_step(name, model, opt, batch, device, autocast), device, warmup, rounds)
-            rows.append([f"{size}²", name, bs, speed, bare / speed])
-    print(f"ResNet-18 training throughput on {device} (amp={args.amp}, channels_last={args.channels_last}, "
-          f"compile={args.compile})")  # fmt: skip
-    print(Table.of(["size", "step", "batch", "images/s", "× bare"], rows).to_markdown())
+            steps[name] = method_step(name, model, opt, batch, device, autocast, args.amp_attack)
+        for name, step in steps.items():
+            seconds, peak = timed(step, device, warmup, rounds)
+            rows.append({"size": size, "step": name, "batch": bs, "images_per_s": bs / seconds, "peak_gib": peak})
+    bare = {r["size"]: r["images_per_s"] for r in rows if r["step"] == "bare forward + backward"}
+    for r in rows:
+        r["x_bare"] = bare[r["size"]] / r["images_per_s"]
+    settings = {"device": str(device), "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                "amp": args.amp, "amp_attack": args.amp_attack, "channels_last": args.channels_last,
+                "compile": args.compile, "torch": torch.__version__}  # fmt: skip
+    print("ResNet-18 training throughput: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    table = [[f"{r['size']}²", r["step"], r["batch"], r["images_per_s"], r["x_bare"], r["peak_gib"]] for r in rows]
+    print(Table.of(["size", "step", "batch", "images/s", "× bare", "peak GPU GiB"], table).to_markdown())
+    if args.json:
+        atomic_write_text(args.json, json.dumps({**settings, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from medrobust import models
 from medrobust.distributed import distributed, world
 from medrobust.evaluation.runner import evaluate
 from medrobust.evaluation.threats import ThreatSpec
-from medrobust.methods import METHODS, Batch, StepContext, StepOutput, TrainingMethod, margin_attack
+from medrobust.methods import METHODS, Batch, StepContext, StepOutput, TrainingMethod
 from medrobust.training.loop import fit
 
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -38,18 +38,6 @@ def kill_at(method: TrainingMethod, epoch: int, step: int) -> None:
     method.training_step = step_or_die  # type: ignore[method-assign]
 
 
-def invariant_start(x: torch.Tensor, eps: torch.Tensor, *_: Any) -> torch.Tensor:
-    """A start a fixed distance ``eps`` from each sample, derived from the sample alone: unlike a random start drawn
-    from a rank's generator, it does not depend on how a batch is split across ranks.
-
-    Shape:
-        x: ``(B, C, H, W)``; eps: ``(B,)``.
-    """
-    d = x - x.flatten(1).mean(1).view(-1, 1, 1, 1)
-    d = d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-    return (x + d * eps.view(-1, 1, 1, 1)).clamp(0, 1)
-
-
 def train(method_name: str, epochs: int, run_dir: Path | None, *, resume: bool = False, kill: bool = False) -> dict:
     torch.manual_seed(0)
     model = models.create("small_cnn", in_channels=1, num_outputs=1, width=4, norm="group")
@@ -58,12 +46,8 @@ def train(method_name: str, epochs: int, run_dir: Path | None, *, resume: bool =
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     if kill:
         kill_at(method, 3, 1)
-    random_start, margin_attack.start_point = margin_attack.start_point, invariant_start  # see docs/distributed.md
-    try:
-        fit(model, method, data, None, task=data.task(), optimizer=opt, epochs=epochs, batch_size=10, run_dir=run_dir,
-            resume=resume, seed=1, progress=False)  # fmt: skip
-    finally:
-        margin_attack.start_point = random_start
+    fit(model, method, data, None, task=data.task(), optimizer=opt, epochs=epochs, batch_size=10, run_dir=run_dir,
+        resume=resume, seed=1, progress=False)  # fmt: skip
     return {"weights": {k: v.clone() for k, v in model.state_dict().items()}, "method": method.state_dict()}
 
 

@@ -57,9 +57,9 @@ def test_two_processes_train_the_weights_of_one(two_ranks: dict[str, Any], metho
     torch.set_num_threads(1)
     one = ddp_worker.train(method, 2, None)
     assert rel_diff(one["weights"], two_ranks[method]["weights"]) <= 1e-5
-    if method == "ima":
-        # the same table; refined margins are boundary distances of weights that differ in the last bits
-        torch.testing.assert_close(one["method"]["margins"], two_ranks[method]["method"]["margins"], rtol=0, atol=1e-6)
+    if method == "ima":  # random starts drawn per sample (geometry.SampleDraws), whichever rank trains the sample
+        # the same table up to the last bit of refined margins: boundary distances of weights equal up to rounding
+        torch.testing.assert_close(one["method"]["margins"], two_ranks[method]["method"]["margins"], rtol=1e-6, atol=0)
         assert one["method"]["margins"].unique().numel() > 1  # the margins moved, differently per sample
 
 

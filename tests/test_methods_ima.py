@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import math
 from pathlib import Path
 
@@ -10,9 +11,10 @@ from torch import nn
 from conftest import blobs
 from medrobust import models
 from medrobust.errors import ConfigError, DataError
+from medrobust.geometry import SampleDraws
 from medrobust.methods import METHODS, Batch, EpochContext, StepContext
 from medrobust.methods.adaptive_margin import IMA, Margins
-from medrobust.methods.margin_attack import Tracked, adversarial_point, soft_margin, tracked_pgd
+from medrobust.methods.margin_attack import Tracked, adversarial_point, soft_margin, start_point, tracked_pgd
 from medrobust.methods.margin_report import accuracy_from_margins
 from medrobust.tasks.classification import ClassificationTask
 from medrobust.training.loop import fit
@@ -232,14 +234,15 @@ def test_loss_grads_do_not_include_the_attack() -> None:
     model.zero_grad(set_to_none=True)
     ima = IMA.from_options(delta=2.0, steps=5)
     ima.setup(model, 16, BINARY)
-    out = ima.training_step(model, Batch(x, y, idx), ctx(seed=7))
+    out = ima.training_step(model, Batch(x, y, idx), dataclasses.replace(ctx(), seed=7))
     assert all(p.grad is None for p in model.parameters())
     out.loss.backward()
     got = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     clean = model(x)
     ok = BINARY.correct(clean, y)
-    x_adv, flipped = ima.perturb(model, x, y, torch.full((16,), 2.0), ok, BINARY, torch.Generator().manual_seed(7))
+    starts = SampleDraws.of(7, 1, idx)  # training_step's per-sample starts (run seed, epoch 1, index)
+    x_adv, flipped = ima.perturb(model, x, y, torch.full((16,), 2.0), ok, BINARY, starts)
     use = ok & flipped
     assert 0 < int(use.sum()) < 16
     adv = torch.where(use, BINARY.loss(model(x_adv), y), torch.zeros(16)).sum() / 16
@@ -318,3 +321,22 @@ def test_bad_options_and_checkpoints_are_clear_errors() -> None:
     ima.setup(Threshold(), 4, BINARY)
     with pytest.raises(DataError, match="same training data"):
         ima.load_state_dict({"margins": torch.zeros(5)})
+
+
+def test_a_samples_start_depends_on_seed_epoch_and_index_not_on_its_batch() -> None:
+    x = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    eps = torch.full((6,), 0.5)
+    index = torch.tensor([10, 11, 12, 13, 14, 15])
+    whole = tracked_pgd_start(x, eps, SampleDraws.of(3, 2, index))
+    order = torch.tensor([4, 0, 5])  # another batch: three of the samples, in another order
+    part = tracked_pgd_start(x[order], eps[order], SampleDraws.of(3, 2, index[order]))
+    assert torch.equal(part, whole[order])
+    assert not torch.equal(whole, tracked_pgd_start(x, eps, SampleDraws.of(3, 3, index)))  # a new epoch: new starts
+    assert not torch.equal(whole, tracked_pgd_start(x, eps, SampleDraws.of(4, 2, index)))  # another run seed
+    for start in ("sphere", "ball"):
+        d = tracked_pgd_start(x, eps, SampleDraws.of(3, 2, index), start) - x
+        assert float(d.flatten(1).norm(dim=1).max()) <= 0.5 + 1e-6 and float(d.abs().sum()) > 0
+
+
+def tracked_pgd_start(x: torch.Tensor, eps: torch.Tensor, draws: SampleDraws, start: str = "sphere") -> torch.Tensor:
+    return start_point(x, eps, "l2", start, draws)  # type: ignore[arg-type]

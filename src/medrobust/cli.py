@@ -1,4 +1,5 @@
-"""The ``medrobust`` command: ``demo``, ``train``, ``evaluate``, ``compare``, ``report``, ``export``, ``list``.
+"""The ``medrobust`` command: ``demo``, ``train``, ``evaluate``, ``compare``, ``report``, ``export``, ``cache``,
+``list``.
 
 User errors (:class:`~medrobust.errors.MedrobustError`) and failures of the machine (``OSError``: disk full, a
 file-size limit, a read-only folder) print one line and exit with status 2, without a traceback; argparse usage
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from medrobust import __version__
 from medrobust.errors import MedrobustError
 
-COMMANDS = ("demo", "train", "evaluate", "compare", "report", "export", "list", "mrnet", "fgsm_study")
+COMMANDS = ("demo", "train", "evaluate", "compare", "report", "export", "cache", "list", "mrnet", "fgsm_study")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,7 +65,9 @@ class OptimConfig:
 class TrainConfig:
     """Loop settings. ``init`` names a run folder or checkpoint whose weights start the training; ``threads``
     sets torch's CPU threads (0: torch's default, one per core); ``sync_bn`` normalises BatchNorm over the global
-    batch under ``torchrun`` on GPUs (docs/distributed.md)."""
+    batch under ``torchrun`` on GPUs (docs/distributed.md). GPU settings: ``amp`` (bfloat16 autocast of the update
+    on CUDA), ``amp_attack`` (the attacks under it too; default fp32), ``channels_last`` (memory layout) and
+    ``compile`` (``torch.compile`` the model)."""
 
     epochs: int = 5
     batch_size: int = 64
@@ -77,6 +79,9 @@ class TrainConfig:
     init: str | None = None
     threads: int = 0
     sync_bn: bool = False
+    amp_attack: bool = False
+    channels_last: bool = False
+    compile: bool = False
 
 
 @dataclass

@@ -8,7 +8,7 @@ rescales the perturbation into the ball and then clamps to the box, which keeps 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import torch
 from torch import Tensor
@@ -119,23 +119,97 @@ def project(x_adv: Tensor, x: Tensor, eps: Tensor, p: str, bounds: tuple[Tensor,
     return (x + d * view(factor, d)).clamp_(0, 1)
 
 
-def random_start(x: Tensor, eps: Tensor, p: str, generator: torch.Generator | None) -> Tensor:
+MASK64 = (1 << 64) - 1
+
+
+def splitmix64(value: int) -> int:
+    """One step of the SplitMix64 mixer (Steele et al. 2014): a 64-bit integer to a well-scrambled one."""
+    z = (value + 0x9E3779B97F4A7C15) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+class SampleDraws:
+    """Random numbers drawn per sample, each row from a generator seeded by its own key, so a sample's draw does not
+    depend on which other samples share its batch, its position there, or the process (rank) that trains it.
+
+    Each call (``rand``, ``randn``, ``rand_rows``) reseeds one generator per row with ``mix(key, call number)``: the
+    ``k``-th call of a batch gives a row the same numbers whatever the batch. One small draw per row replaces one
+    batched draw (measured: a few percent of an IMA step on the CPU, see docs/distributed.md).
+
+    Args:
+        keys: one 64-bit key per row, e.g. from :meth:`of`.
+        device: where the draws are made (a CUDA generator on CUDA).
+    """
+
+    def __init__(self, keys: list[int], device: torch.device) -> None:
+        self.keys = keys
+        self.device = device
+        self._calls = 0
+        self._generator = torch.Generator(device=device)
+
+    @classmethod
+    def of(cls, seed: int, epoch: int, index: Tensor) -> SampleDraws:
+        """Draws keyed by (run ``seed``, ``epoch``, dataset ``index``) of each row, made on ``index``'s device.
+
+        Shape:
+            index: ``(B,)`` integer dataset indices.
+        """
+        base = splitmix64(splitmix64(seed & MASK64) ^ (epoch & MASK64))
+        return cls([splitmix64(base ^ i) for i in index.tolist()], index.device)
+
+    def _rows(self, draw: str, row_shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        self._calls += 1
+        rows = []
+        for key in self.keys:
+            self._generator.manual_seed(splitmix64(key ^ self._calls))
+            fn = torch.rand if draw == "rand" else torch.randn
+            rows.append(fn(row_shape, generator=self._generator, device=self.device, dtype=dtype))
+        return torch.stack(rows) if rows else torch.empty((0, *row_shape), device=self.device, dtype=dtype)
+
+    def rand(self, like: Tensor) -> Tensor:
+        """``U[0, 1)`` of ``like``'s shape ``(B, *)`` and dtype."""
+        return self._rows("rand", tuple(like.shape[1:]), like.dtype)
+
+    def randn(self, like: Tensor) -> Tensor:
+        """Standard normal of ``like``'s shape ``(B, *)`` and dtype."""
+        return self._rows("randn", tuple(like.shape[1:]), like.dtype)
+
+    def rand_rows(self, like: Tensor) -> Tensor:
+        """One ``U[0, 1)`` number per row, ``(B,)``."""
+        return self._rows("rand", (), like.dtype)
+
+
+Draws: TypeAlias = "torch.Generator | SampleDraws | None"
+"""Where random starts come from: a generator for the whole batch (``None``: torch's global one), or
+:class:`SampleDraws`."""
+
+
+def uniform(x: Tensor, draws: Draws) -> Tensor:
+    """``U[0, 1)`` of ``x``'s shape, device and dtype."""
+    if isinstance(draws, SampleDraws):
+        return draws.rand(x)
+    return torch.rand(x.shape, generator=draws, device=x.device, dtype=x.dtype)
+
+
+def random_start(x: Tensor, eps: Tensor, p: str, generator: Draws) -> Tensor:
     """A random point of the ε-ball around ``x``, clamped to [0, 1].
 
     L∞: uniform in the cube. L2: uniform in the ball (Gaussian direction, radius ``ε·U^(1/d)``).
     """
     n, dim = x.shape[0], x[0].numel()
     if p == "linf":
-        u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return (x + (2 * u - 1) * view(eps, x)).clamp_(0, 1)
-    g = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    r = torch.rand(n, generator=generator, device=x.device, dtype=x.dtype).pow_(1.0 / max(dim, 1))
-    return (x + direction(g, "l2") * view(eps * r, x)).clamp_(0, 1)
+        return (x + (2 * uniform(x, generator) - 1) * view(eps, x)).clamp_(0, 1)
+    if isinstance(generator, SampleDraws):
+        g, r = generator.randn(x), generator.rand_rows(x)
+    else:
+        g = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        r = torch.rand(n, generator=generator, device=x.device, dtype=x.dtype)
+    return (x + direction(g, "l2") * view(eps * r.pow_(1.0 / max(dim, 1)), x)).clamp_(0, 1)
 
 
-def uniform_noise(
-    x: Tensor, size: Tensor, norm: str, *, symmetric: bool = False, generator: torch.Generator | None = None
-) -> Tensor:
+def uniform_noise(x: Tensor, size: Tensor, norm: str, *, symmetric: bool = False, generator: Draws = None) -> Tensor:
     """IMA white noise: ``U[0, 1)^d`` (``U[−1, 1)^d`` if symmetric) rescaled to L2 norm ``size``, or ``size·U`` (L∞).
 
     Args:
@@ -146,7 +220,7 @@ def uniform_noise(
     Shape:
         - x: ``(N, *)``; size: ``(N,)``; output: ``(N, *)``.
     """
-    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    u = uniform(x, generator)
     if symmetric:
         u = 2 * u - 1
     if norm == "l2":

@@ -31,6 +31,10 @@ FLAG_KEYS = {
     "init": "train.init",
     "threads": "train.threads",
     "skip_bad": "data.options.skip_bad",
+    "amp": "train.amp",
+    "amp_attack": "train.amp_attack",
+    "channels_last": "train.channels_last",
+    "compile": "train.compile",
 }
 
 
@@ -68,6 +72,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--threads", type=int, help="torch CPU threads (default 0: one per core; 1 is often faster on shared cores)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    gpu = p.add_argument_group("GPU settings (docs/distributed.md)")
+    gpu.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                     help="bfloat16 autocast of the update's forward and backward on CUDA (default on)")  # fmt: skip
+    gpu.add_argument("--amp-attack", action="store_true", default=None,
+                     help="training attacks under autocast too (default fp32; IMA/AMAT always fp32)")  # fmt: skip
+    gpu.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory layout")
+    gpu.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--log", choices=TRACKERS, help="also record the epochs in RUN/tensorboard or RUN/mlruns (extras)")
 
 

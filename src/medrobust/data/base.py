@@ -1,16 +1,17 @@
-"""In-memory datasets yielding ``(x, target, index)`` with ``x`` float in [0, 1].
+"""Datasets yielding ``(x, target, index)`` with ``x`` float in [0, 1].
 
 Every loader (the embedded phantom, Fashion-MNIST, MedMNIST, …) returns an :class:`ArrayDataset`: the whole
 split as a uint8 (or float) array plus :class:`DatasetInfo` metadata. Keeping splits in memory lets the
 training loop slice batches directly (no per-item Python overhead) and lets adaptive-margin methods index
-per-sample state by ``index``.
+per-sample state by ``index``. A split too large for memory is converted once to an on-disk cache
+(:mod:`medrobust.data.cache`) whose images are :class:`Rows` read batch by batch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -66,6 +67,27 @@ def task_for(info: DatasetInfo, **options: Any) -> AnyTask:
     return ClassificationTask(kind=kind, num_classes=info.num_classes, class_names=info.class_names, **options)  # type: ignore[arg-type]
 
 
+class Rows(Protocol):
+    """Leading-axis indexed images ``(N, C, *spatial)``: a tensor in memory, or
+    :class:`~medrobust.data.npy_rows.NpyRows` on disk; indexing (an int, a slice or an index tensor) returns a
+    tensor."""
+
+    @property
+    def shape(self) -> torch.Size:
+        """``(N, C, *spatial)``."""
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """uint8 (scaled by 1/255) or floating."""
+
+    def __getitem__(self, index: Any) -> Tensor: ...
+
+    def __len__(self) -> int: ...
+
+    def numel(self) -> int:
+        """Number of elements."""
+
+
 class ArrayDataset(torch.utils.data.Dataset[tuple[Tensor, Tensor, int]]):
     """A split held in memory.
 
@@ -79,6 +101,8 @@ class ArrayDataset(torch.utils.data.Dataset[tuple[Tensor, Tensor, int]]):
     Shape:
         ``ds[i]`` returns ``(x, target, i)`` with ``x`` float32 ``(C, *spatial)`` in [0, 1].
     """
+
+    images: Rows
 
     def __init__(
         self,

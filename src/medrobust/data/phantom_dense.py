@@ -96,7 +96,7 @@ def phantom_ct_seg(
     info = _info("phantom-ct-seg", "segmentation", base, ("background", "lesion"),
                  {"n": len(keep), "lesion_free": lesion_free, "task": {"tau": float(tau)}})  # fmt: skip
     masks = np.asarray(base.extras["mask"])[keep].astype(np.int64)
-    return ArrayDataset(base.images.numpy()[keep], masks, info, _extras(base, keep))
+    return ArrayDataset(base.images[keep].numpy(), masks, info, _extras(base, keep))
 
 
 @DATASETS.register(
@@ -145,4 +145,4 @@ def phantom_ct_landmark(
     info = _info("phantom-ct-landmark", "landmark", base, names, {"n": len(keep), "landmarks": landmarks, "task": task})
     points = [base.extras["center"], base.extras["spine_center"]] if len(names) == 2 else [base.extras["spine_center"]]
     targets = np.stack([np.asarray(p)[keep] for p in points], axis=1).astype(np.float32)
-    return ArrayDataset(base.images.numpy()[keep], targets, info, _extras(base, keep))
+    return ArrayDataset(base.images[keep].numpy(), targets, info, _extras(base, keep))

@@ -23,7 +23,7 @@ Batch = tuple[Tensor, Tensor]
 
 
 def spec_outputs(
-    model: nn.Module, task: Task, spec: ThreatSpec, batches: list[Batch], dev: torch.device,
+    model: nn.Module, task: Task, spec: ThreatSpec, batches: Sequence[Batch], dev: torch.device,
     gen: torch.Generator | Sequence[torch.Generator], bar: Any, *, reuse: bool, audit: AttackAudit | None = None,
     resume: AttackResume | None = None,
 ) -> list[Tensor]:  # fmt: skip
@@ -52,7 +52,7 @@ class AttackResume:
 
 
 def _attack_outputs(
-    model: nn.Module, task: Task, spec: ThreatSpec, batches: list[Batch], dev: torch.device, bar: Any,
+    model: nn.Module, task: Task, spec: ThreatSpec, batches: Sequence[Batch], dev: torch.device, bar: Any,
     gens: Sequence[torch.Generator], *, reuse: bool, audit: AttackAudit | None = None,
     resume: AttackResume | None = None,
 ) -> list[Tensor]:  # fmt: skip
@@ -86,7 +86,7 @@ def _independent_sweep(
     return [attack(model, x, y, task=task, eps=e, generator=generator) for e in eps_list]
 
 
-def _tick(batches: list[Batch], bar: Any, dev: torch.device) -> Iterator[Batch]:
+def _tick(batches: Sequence[Batch], bar: Any, dev: torch.device) -> Iterator[Batch]:
     for x, y in batches:
         yield x.to(dev), y.to(dev)
         bar.update(1)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -79,7 +79,7 @@ def evaluate(
     start = time.perf_counter()
     dev = torch.device(device) if device is not None else model_device(model)
     grid = _grid(threats)
-    batches = list(_batches(data, batch_size, n, seed))  # kept on the CPU, moved to ``dev`` one at a time
+    batches = _batches(data, batch_size, n, seed)  # gathered on the CPU when used, moved to ``dev`` one at a time
     targets = torch.cat([y for _, y in batches])
     mine = shard(torch.arange(len(batches))).tolist()  # this rank's batches (all of them in one process)
     passes = sum(len(s.levels) if s.kind == "noise" else 1 for s in grid)
@@ -131,11 +131,11 @@ def _grid(threats: Sequence[ThreatSpec]) -> list[ThreatSpec]:
 
 
 def _run_grid(
-    model: nn.Module, task: Task, grid: list[ThreatSpec], batches: list[Batch], mine: list[int], targets: Tensor,
-    seed: int, dev: torch.device, bar: Any, saved: Progress,
+    model: nn.Module, task: Task, grid: list[ThreatSpec], batches: Sequence[Batch], mine: list[int],
+    targets: Tensor, seed: int, dev: torch.device, bar: Any, saved: Progress,
 ) -> _GridOutput:  # fmt: skip
     res = _GridOutput()
-    local = [batches[b] for b in mine]
+    local = batches.pick(mine) if isinstance(batches, SplitBatches) else [batches[b] for b in mine]
     for i, spec in enumerate(grid):
         found = saved.audit(i)
         audit = None if spec.kind != "attack" else (
@@ -201,12 +201,12 @@ def _curve(task: Task, spec: ThreatSpec, outputs: list[Tensor], targets: Tensor)
 
 
 def _checks(
-    model: nn.Module, task: Task, grid: _GridOutput, batches: list[Batch], targets: Tensor, probe_n: int,
+    model: nn.Module, task: Task, grid: _GridOutput, batches: Sequence[Batch], targets: Tensor, probe_n: int,
     dev: torch.device, gen: torch.Generator,
 ) -> list[C.Check]:  # fmt: skip
     n = len(targets)
     clean_acc = next(r["value"] for r in grid.rows if r["threat"] == "clean" and r["metric"] == "accuracy")
-    x_all = torch.cat([x for x, _ in batches])[:probe_n].to(dev)
+    x_all = _first_images(batches, probe_n).to(dev)
     y_all = targets[:probe_n].to(dev)
     assert grid.clean_outputs is not None  # the clean threat always runs first
     independent = task.kind == "multilabel" or bool(getattr(task, "single_logit", False))
@@ -256,7 +256,39 @@ def _generator(seed: int, index: int, device: torch.device, batch: int | None = 
     return torch.Generator(device=device).manual_seed(derived)
 
 
-def _batches(data: Any, batch_size: int, n: int | None, seed: int) -> Iterable[Batch]:
+class SplitBatches(Sequence[Batch]):
+    """The batches of a dataset that has ``batch(index)`` (an :class:`~medrobust.data.ArrayDataset`), gathered
+    each time one is used: a split read from disk (``--dataset cache``) is never held whole.
+
+    Args:
+        data: the dataset.
+        chunks: each batch's dataset indices, ``(B,)`` each.
+    """
+
+    def __init__(self, data: Any, chunks: list[Tensor]) -> None:
+        self.data, self.chunks = data, chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    @overload
+    def __getitem__(self, k: int) -> Batch: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> SplitBatches: ...
+
+    def __getitem__(self, k: int | slice) -> Batch | SplitBatches:
+        if isinstance(k, slice):
+            return SplitBatches(self.data, self.chunks[k])
+        x, y, _ = self.data.batch(self.chunks[k])
+        return x, y
+
+    def pick(self, which: list[int]) -> SplitBatches:
+        """The batches numbered ``which``, in that order."""
+        return SplitBatches(self.data, [self.chunks[b] for b in which])
+
+
+def _batches(data: Any, batch_size: int, n: int | None, seed: int) -> Sequence[Batch]:
     if hasattr(data, "__len__") and hasattr(data, "__getitem__"):
         total = len(data)
         idx = torch.arange(total)
@@ -264,11 +296,22 @@ def _batches(data: Any, batch_size: int, n: int | None, seed: int) -> Iterable[B
             perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
             idx = perm[:n].sort().values
         if hasattr(data, "batch"):
-            return [data.batch(idx[i : i + batch_size])[:2] for i in range(0, len(idx), batch_size)]
+            return SplitBatches(data, list(idx.split(batch_size)))
         data = torch.utils.data.DataLoader(torch.utils.data.Subset(data, idx.tolist()), batch_size=batch_size)
     elif n is not None:
         raise ConfigError("a subset size n needs a dataset, not a loader; subset the data yourself")
     return [(b[0], b[1]) for b in data]
+
+
+def _first_images(batches: Sequence[Batch], n: int) -> Tensor:
+    """The first ``n`` images of ``batches`` (all of them if fewer), reading only the batches that hold them."""
+    xs, have = [], 0
+    for x, _ in batches:
+        xs.append(x)
+        have += len(x)
+        if have >= n:
+            break
+    return torch.cat(xs)[:n]
 
 
 def versions() -> dict[str, Any]:

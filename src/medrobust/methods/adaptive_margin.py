@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from medrobust.errors import DataError
-from medrobust.geometry import Norm, check_norm
+from medrobust.geometry import Draws, Norm, SampleDraws, check_norm
 from medrobust.geometry import norm as norm_of
 from medrobust.methods._common import choice, fraction, positive
 from medrobust.methods.base import Batch, EpochContext, StepContext, StepOutput, TrainingMethod
@@ -66,7 +66,9 @@ class MarginAttack:
             5 for landmarks (amat_conf ``landmark_detection/train_AMAT_2zscore.py`` L172) and 4 otherwise.
         steps: PGD steps (20).
         loss: ``"ce"`` (summed task loss) or ``"margin"`` (soft logit margin, PathMNIST/CIFAR-10).
-        random_start: ``"sphere"`` (published quirk Q1) or ``"ball"``.
+        random_start: ``"sphere"`` (published quirk Q1) or ``"ball"``. In training each sample's start is drawn
+            from a generator keyed by (run seed, epoch, dataset index) (:class:`~medrobust.geometry.SampleDraws`), so
+            it is the same on one process or under ``torchrun`` whichever rank trains the sample.
         train_mode: attack and search the boundary with batch norm in train mode (published).
         start_radius: radius of the random start: ``"margin"``, ``E`` (IMA: ``get_noise_init`` takes
             ``max(E, max(E − δ, 1e-3))``, RobustDNN_PGD.py L242-262 with MedMNIST_CNN_IMA.py L87) or ``"lagged"``,
@@ -310,12 +312,13 @@ class IMA(TrainingMethod):
         eps: Tensor,
         clean_ok: Tensor,
         task: Task,
-        generator: torch.Generator | None,
+        generator: Draws,
         clean_margin: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Adversarial points ``(B, *)`` (detached, fp32) and the bool ``(B,)`` flipped mask for radii ``eps``.
 
         Runs in fp32 with autocast disabled on ``x``'s device type, whatever the caller's autocast state.
+        ``generator`` gives the random starts (a generator for the batch, or per-sample :class:`SampleDraws`).
 
         Shape:
             - x: ``(B, *)``; eps, clean_ok, clean_margin: ``(B,)``.
@@ -375,7 +378,8 @@ class IMA(TrainingMethod):
             clean_ok = self.clean_task.correct(out, y)
         eps = margins.E[batch.index].float()
         clean_margin = task.margin(out, y).float() if self.search.refine == "illinois" else None
-        x_adv, flipped = self.perturb(model, x, y, eps, clean_ok, task, ctx.generator, clean_margin)
+        starts = SampleDraws.of(ctx.seed, ctx.epoch, batch.index)  # a sample's start: the same on any rank
+        x_adv, flipped = self.perturb(model, x, y, eps, clean_ok, task, starts, clean_margin)
         use = clean_ok & flipped if self.adv_samples == "flipped" else clean_ok
         loss = (1 - self.beta) * task.loss(clean, y).mean()
         ids = use.nonzero().squeeze(1)

@@ -6,6 +6,7 @@ The training loop (:func:`medrobust.training.fit`) has no per-method branches; a
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,11 @@ class Batch:
 
 @dataclass
 class StepContext:
-    """What a training step may use besides the model and the batch."""
+    """What a training step may use besides the model and the batch.
+
+    The training loop runs ``training_step`` under ``autocast()`` (bfloat16 on CUDA with ``train.amp``); a method
+    runs its attack under :meth:`attack_precision`, so attacks stay in fp32 unless ``amp_attack`` asks otherwise.
+    """
 
     task: Task
     epoch: int
@@ -41,6 +46,15 @@ class StepContext:
     device: torch.device
     autocast: Any = None  # a context-manager factory for mixed precision (None on CPU)
     dataset_size: int = 0
+    seed: int = 0  # the run's seed: with epoch and dataset index it keys per-sample draws (geometry.SampleDraws)
+    amp_attack: bool = False  # run attacks under the update's autocast too (train.amp_attack)
+
+    def attack_precision(self) -> contextlib.AbstractContextManager[Any]:
+        """The precision of a training step's attack: autocast switched off (fp32) inside the step's autocast,
+        unless ``amp_attack``; nothing to change where the step has no autocast."""
+        if self.autocast in (None, contextlib.nullcontext) or self.amp_attack:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, enabled=False)
 
 
 @dataclass

@@ -58,7 +58,9 @@ class FastAdversarialTraining(TrainingMethod):
             )
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> StepOutput:
-        adv = model(self.perturb(model, batch, ctx))
+        with ctx.attack_precision():
+            x_adv = self.perturb(model, batch, ctx)
+        adv = model(x_adv)
         loss = ctx.task.loss(adv, batch.target).mean()
         adv_accuracy = float(ctx.task.correct(adv.detach(), batch.target).float().mean())
         return StepOutput(loss, None, {"adv_accuracy": adv_accuracy})

@@ -92,7 +92,8 @@ class FGSMAugmentation(TrainingMethod):
         return x, y
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> StepOutput:
-        x, y = self.perturb(model, batch, ctx)
+        with ctx.attack_precision():
+            x, y = self.perturb(model, batch, ctx)
         output = model(x)
         loss = ctx.task.loss(output, y).mean()
         b = len(batch.x)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from medrobust.attacks.ascent import Iterate, ProjectedStep, gradient_ascent
 from medrobust.attacks.boundary import REFINES, Refine, bisect_boundary
-from medrobust.geometry import Norm, random_start, uniform_noise, view
+from medrobust.geometry import Draws, Norm, random_start, uniform_noise, view
 from medrobust.tasks.base import Task
 from medrobust.tasks.classification import ClassificationTask
 
@@ -86,7 +86,7 @@ def attack_objective(task: Task, output: Tensor, y: Tensor, loss: AttackLoss) ->
     return task.loss(output, y) if loss == "ce" else soft_margin(task, output, y)
 
 
-def start_point(x: Tensor, eps: Tensor, p: Norm, start: Start, generator: torch.Generator | None) -> Tensor:
+def start_point(x: Tensor, eps: Tensor, p: Norm, start: Start, generator: Draws) -> Tensor:
     """PGD's random start, clamped to [0, 1].
 
     ``"sphere"`` (IMA's official code, quirk Q1): ``U[−1, 1)^d`` noise rescaled to L2 norm ``ε`` (on the sphere)
@@ -109,7 +109,7 @@ def tracked_pgd(
     step_size: Tensor,
     loss: AttackLoss = "ce",
     start: Start = "sphere",
-    generator: torch.Generator | None = None,
+    generator: Draws = None,
     track_margins: bool = True,
     start_eps: Tensor | None = None,
 ) -> Tracked:

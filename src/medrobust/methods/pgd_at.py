@@ -57,7 +57,8 @@ class PGDAdversarialTraining(TrainingMethod):
         return result.x_adv.detach(), result.fooled
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> StepOutput:
-        x_adv, fooled = self.perturb(model, batch, ctx)
+        with ctx.attack_precision():
+            x_adv, fooled = self.perturb(model, batch, ctx)
         w = self.adv_weight
         adv_loss = ctx.task.loss(model(x_adv), batch.target).mean()
         if w < 1:

@@ -66,7 +66,8 @@ class RobustAugMix(AugMix):
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> StepOutput:
         x = batch.x
-        x_adv, fooled = self.perturb(model, batch, ctx)
+        with ctx.attack_precision():
+            x_adv, fooled = self.perturb(model, batch, ctx)
         outputs = model(torch.cat([x, self.augment(x, ctx.generator), x_adv]))
         loss, js = consistency_loss(ctx.task, outputs, batch.target, 3, self.jsd_weight)
         logs = {"jsd": float(js), "adv_accuracy": 1.0 - float(fooled.float().mean())}

@@ -99,7 +99,8 @@ class TRADES(TrainingMethod):
         return run.x
 
     def training_step(self, model: nn.Module, batch: Batch, ctx: StepContext) -> StepOutput:
-        x_adv = self.perturb(model, batch, ctx)
+        with ctx.attack_precision():
+            x_adv = self.perturb(model, batch, ctx)
         clean, adv = model(batch.x), model(x_adv)
         kl = kl_divergence(log_distribution(ctx.task, clean), log_distribution(ctx.task, adv)).mean()
         loss = ctx.task.loss(clean, batch.target).mean() + self.beta * kl

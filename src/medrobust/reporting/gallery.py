@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from medrobust.data.base import Rows
 from medrobust.evaluation.results import Results
 from medrobust.evaluation.sweep import build_attack, pgd_sweep
 from medrobust.metrics import classification as M
@@ -58,8 +59,9 @@ class ModelViews:
     gallery_eps: list[float] = field(default_factory=list)
 
 
-def fingerprint(images: Tensor, targets: Tensor) -> str:
-    """SHA-256 of the raw bytes, shapes and dtypes of ``images`` and ``targets`` (first 16 hex digits).
+def fingerprint(images: Rows, targets: Tensor, chunk: int = 256) -> str:
+    """SHA-256 of the raw bytes, shapes and dtypes of ``images`` and ``targets`` (first 16 hex digits), read
+    ``chunk`` rows at a time (a split cached on disk is never loaded whole).
 
     Example:
         >>> fingerprint(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1])) == fingerprint(torch.zeros(2, 1, 4, 4),
@@ -68,9 +70,9 @@ def fingerprint(images: Tensor, targets: Tensor) -> str:
     """
     h = hashlib.sha256()
     for t in (images, targets):
-        t = t.detach().cpu().contiguous()
         h.update(f"{tuple(t.shape)}{t.dtype}".encode())
-        h.update(t.numpy().tobytes())
+        for start in range(0, len(t), chunk):
+            h.update(t[start : start + chunk].detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 

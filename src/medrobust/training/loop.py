@@ -129,6 +129,9 @@ def fit(
     seed: int = 0,
     device: torch.device | str = "cpu",
     amp: bool = True,
+    amp_attack: bool = False,
+    channels_last: bool = False,
+    compile_model: bool = False,
     sync_bn: bool = False,
     progress: bool = True,
     callbacks: Sequence[Callback] = (),
@@ -154,7 +157,11 @@ def fit(
         epochs: total epochs (including already finished ones when resuming).
         run_dir: folder for ``checkpoint.pt`` and ``history.jsonl`` (None: keep nothing on disk).
         seed: seeds the shuffling and the method's generator.
-        amp: bfloat16 autocast on CUDA (ignored on CPU).
+        amp: bfloat16 autocast on CUDA (ignored on CPU) around the update's forward and backward; attacks and IMA's
+            boundary search run in fp32 (:meth:`~medrobust.methods.StepContext.attack_precision`).
+        amp_attack: also run the attacks (not IMA's or AMAT's, always fp32) under that autocast.
+        channels_last: model and input batches in channels-last memory layout (faster convolutions on GPUs).
+        compile_model: train through ``torch.compile(model)`` (the checkpoint holds ``model``'s own weights).
         sync_bn: under ``torchrun`` on GPUs, BatchNorm statistics over the global batch (:func:`sync_batchnorm`).
         callbacks: called with each epoch record.
         extra_state: stored in the checkpoint as is (e.g. the resolved config).
@@ -166,6 +173,9 @@ def fit(
         raise ConfigError(f"epochs and batch_size must be ≥ 1, got {epochs} and {batch_size}")
     device = torch.device(device)
     model.to(device)
+    layout = memory_format(len(train.info.spatial)) if channels_last else None
+    if layout is not None:
+        model.to(memory_format=layout)  # type: ignore[call-overload]  # the stub lacks memory_format
     w = world()
     gens = {
         "shuffle": torch.Generator().manual_seed(seed),  # the same on every rank: one global permutation
@@ -190,10 +200,12 @@ def fit(
     broadcast_module(model)
     progress = progress and w.main
     autocast = autocast_factory(device, amp)
+    stepped = compiled(model) if compile_model else model  # shares model's parameters and buffers
+    loader = BatchLoader(train, device, layout)
     for epoch in range(start, epochs + 1):
         t0 = time.perf_counter()
-        ctx = StepContext(task, epoch, 0, gens["method"], device, autocast, len(train))
-        record = _train_epoch(model, method, train, optimizer, ctx, gens["shuffle"], batch_size, progress, epochs)
+        ctx = StepContext(task, epoch, 0, gens["method"], device, autocast, len(train), seed, amp_attack)
+        record = _train_epoch(stepped, method, loader, optimizer, ctx, gens["shuffle"], batch_size, progress, epochs)
         merge_method_state(method)
         record.update(method.on_epoch_end(EpochContext(epoch, str(run_dir) if run_dir and w.main else None, task)))
         record["lr"] = optimizer.param_groups[0]["lr"]
@@ -237,10 +249,34 @@ def sync_batchnorm(model: nn.Module, method: TrainingMethod, device: torch.devic
         raise ConfigError("train.sync_bn cannot convert a model that is a single BatchNorm layer")
 
 
+@dataclass
+class BatchLoader:
+    """Gathers training batches from a dataset onto the training device: on CUDA through pinned (page-locked)
+    memory with non-blocking copies; in ``layout`` (e.g. channels-last) when given."""
+
+    data: ArrayDataset
+    device: torch.device
+    layout: torch.memory_format | None = None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def batch(self, idx: Tensor) -> Batch:
+        """The samples ``idx`` ``(B,)`` as a :class:`Batch` on the device; ``x`` ``(B, C, *spatial)``."""
+        x, y, i = self.data.batch(idx)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            x, y = x.pin_memory(), y.pin_memory()
+        x = x.to(self.device, non_blocking=cuda)
+        if self.layout is not None:
+            x = x.contiguous(memory_format=self.layout)
+        return Batch(x, y.to(self.device, non_blocking=cuda), i.to(self.device, non_blocking=cuda))
+
+
 def _train_epoch(
     model: nn.Module,
     method: TrainingMethod,
-    data: ArrayDataset,
+    data: BatchLoader,
     optimizer: torch.optim.Optimizer,
     ctx: StepContext,
     shuffle: torch.Generator,
@@ -268,8 +304,7 @@ def _train_epoch(
             sync_gradients(model.parameters(), 0, len(global_idx))
             optimizer.step()
             continue
-        x, y, i = data.batch(idx)
-        batch = Batch(x.to(ctx.device), y.to(ctx.device), i.to(ctx.device))
+        batch = data.batch(idx)
         ctx.step = step
         with ctx.autocast():
             out = method.training_step(model, batch, ctx)
@@ -317,6 +352,22 @@ def _sum_over_ranks(
         sum(p[3] for p in parts),
         merged,
     )
+
+
+def compiled(model: nn.Module) -> nn.Module:
+    """``torch.compile(model)``: a module that runs ``model``'s compiled graph on ``model``'s own parameters
+    (compiled lazily, at the first forward, once per train/eval mode)."""
+    out = torch.compile(model)
+    if not isinstance(out, nn.Module):  # torch.compile of a module returns an OptimizedModule
+        raise TypeError(f"torch.compile returned {type(out).__name__}, not a module")
+    return out
+
+
+def memory_format(spatial_dims: int) -> torch.memory_format:
+    """The channels-last layout of images with ``spatial_dims`` spatial axes (2: ``NHWC``, 3: ``NDHWC``)."""
+    if spatial_dims not in (2, 3):
+        raise ConfigError(f"train.channels_last needs 2-D or 3-D images, not {spatial_dims}-D")
+    return torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
 
 
 def autocast_factory(device: torch.device, amp: bool) -> Callable[[], contextlib.AbstractContextManager[Any]]:

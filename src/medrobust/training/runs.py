@@ -17,7 +17,7 @@ from torch import nn
 
 from medrobust import data, models
 from medrobust.config import ExperimentConfig, dump_config, load_config
-from medrobust.data.base import ArrayDataset
+from medrobust.data.base import ArrayDataset, Rows
 from medrobust.distributed import distributed, main_only, world
 from medrobust.errors import ConfigError, DataError
 from medrobust.methods import METHODS
@@ -33,7 +33,9 @@ from medrobust.training.optim import build_optimizer, build_scheduler
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
 # Settings that may change between an interrupted run and its --resume.
-RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("train", "device"), ("train", "threads")}
+RESUMABLE_CHANGES = {
+    ("train", key) for key in ("epochs", "progress", "device", "threads", "channels_last", "compile")
+}
 
 
 @dataclass
@@ -96,7 +98,7 @@ def _normalisation(mode: str, channels: int, train: ArrayDataset | None) -> tupl
     return channel_mean_std(train.images)
 
 
-def channel_mean_std(images: torch.Tensor, chunk: int = 256) -> tuple[list[float], list[float]]:
+def channel_mean_std(images: Rows, chunk: int = 256) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of ``(N, C, *spatial)`` images in [0, 1] (uint8 scaled by 1/255), in float64
     chunks of ``chunk`` samples, so a large split is never copied to float whole."""
     total = torch.zeros(images.shape[1], dtype=torch.float64)
@@ -171,6 +173,9 @@ def _train_locked(
         seed=t.seed,
         device=device,
         amp=t.amp,
+        amp_attack=t.amp_attack,
+        channels_last=t.channels_last,
+        compile_model=t.compile,
         sync_bn=t.sync_bn,
         progress=t.progress,
         callbacks=callbacks,

@@ -8,6 +8,7 @@ wrong under attack. Same seed, same numbers.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from medrobust.distributed import gather_objects, shard, world
-from medrobust.errors import ConfigError
+from medrobust.errors import ConfigError, DataError
 from medrobust.evaluation import attack_checks as A
 from medrobust.evaluation import checks as C
 from medrobust.evaluation.attack_checks import AttackAudit, breakdown_rows
@@ -80,6 +81,7 @@ def evaluate(
     dev = torch.device(device) if device is not None else model_device(model)
     grid = _grid(threats)
     batches = list(_batches(data, batch_size, n, seed))  # kept on the CPU, moved to ``dev`` one at a time
+    check_finite_inputs(batches)
     targets = torch.cat([y for _, y in batches])
     mine = shard(torch.arange(len(batches))).tolist()  # this rank's batches (all of them in one process)
     passes = sum(len(s.levels) if s.kind == "noise" else 1 for s in grid)
@@ -119,6 +121,7 @@ class _GridOutput:
     clean_probs: Tensor | None = None
     reliability: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # attack label → bins per ε
     audits: dict[str, AttackAudit] = field(default_factory=dict)  # attack label → adversarial-point statistics
+    nonfinite: list[str] = field(default_factory=list)  # "threat@level" where the model returned NaN or Inf
 
 
 def _grid(threats: Sequence[ThreatSpec]) -> list[ThreatSpec]:
@@ -155,6 +158,8 @@ def _run_grid(
             res.clean_outputs, res.clean_probs = outputs[0], probs
         for level, out in zip(spec.levels, outputs):
             res.rows += metric_rows(task, spec, level, out, targets)
+            if not bool(torch.isfinite(out).all()):
+                res.nonfinite.append(spec.threat if spec.kind == "clean" else f"{spec.threat}@{level:.4g}")
         if audit is not None and res.clean_outputs is not None:
             res.audits[spec.threat] = audit
             res.rows += breakdown_rows(spec.threat, audit, task.correct(res.clean_outputs, targets))
@@ -179,24 +184,31 @@ def _gather_ranks(outputs: list[Tensor], audit: AttackAudit | None) -> tuple[lis
 
 
 def metric_rows(task: Task, spec: ThreatSpec, level: float, outputs: Tensor, targets: Tensor) -> list[dict[str, Any]]:
-    """Tidy rows of every metric for one threat level. Shape: ``outputs (N, *)``, ``targets (N, *)``."""
+    """Tidy rows of every metric for one threat level. Shape: ``outputs (N, *)``, ``targets (N, *)``.
+
+    When any output is NaN or infinite every value is NaN (``null`` in results.json): the predicate of a NaN
+    output is arbitrary, so its accuracy would be a number that means nothing (the ``finite_outputs`` check fails).
+    """
     values = dict(task.metrics(outputs, targets))
     base = {"threat": spec.threat, "norm": spec.norm, "level": float(level)}
-    if not task.calibrated:  # e.g. Dice / MRE / SDR and the predicate rate ("accuracy")
-        return [{**base, "metric": k, "value": float(v), "n": len(outputs)} for k, v in values.items()]
-    probs = _probabilities(task, outputs).numpy()
-    y = targets.detach().cpu().numpy()
-    values["rmsce"] = cal.rmsce(probs, y)
-    values["ece"] = cal.ece(probs, y)
-    values["entropy"] = cal.mean_entropy(probs, multilabel=task.kind == "multilabel")
-    return [{**base, "metric": k, "value": float(v), "n": len(outputs)} for k, v in values.items()]
+    if task.calibrated:  # calibration from class probabilities (not for Dice / MRE / SDR)
+        probs = _probabilities(task, outputs).numpy()
+        y = targets.detach().cpu().numpy()
+        values["rmsce"] = cal.rmsce(probs, y)
+        values["ece"] = cal.ece(probs, y)
+        values["entropy"] = cal.mean_entropy(probs, multilabel=task.kind == "multilabel")
+    finite = bool(torch.isfinite(outputs).all())
+    return [{**base, "metric": k, "value": float(v) if finite else math.nan, "n": len(outputs)}
+            for k, v in values.items()]  # fmt: skip
 
 
 def _curve(task: Task, spec: ThreatSpec, outputs: list[Tensor], targets: Tensor) -> C.Curve:
     correct = tuple(task.correct(o, targets).cpu() for o in outputs)
+    accuracy = tuple(float(c.float().mean()) if bool(torch.isfinite(o).all()) else math.nan
+                     for c, o in zip(correct, outputs))  # fmt: skip
     return C.Curve(
         threat=spec.threat, name=spec.name, norm=str(spec.norm), levels=spec.levels,
-        accuracy=tuple(float(c.float().mean()) for c in correct), correct=correct, options=dict(spec.options),
+        accuracy=accuracy, correct=correct, options=dict(spec.options),
     )  # fmt: skip
 
 
@@ -210,7 +222,8 @@ def _checks(
     y_all = targets[:probe_n].to(dev)
     assert grid.clean_outputs is not None  # the clean threat always runs first
     independent = task.kind == "multilabel" or bool(getattr(task, "single_logit", False))
-    out = [C.check_majority(clean_acc, targets)] if task.has_majority_rate else []
+    out = [C.check_finite_outputs(grid.nonfinite)]
+    out += [C.check_majority(clean_acc, targets)] if task.has_majority_rate else []
     if task.calibrated:  # class probabilities per sample come from logits
         out.append(C.check_logits(grid.clean_outputs, independent=independent))
     out.append(C.check_gradients(model, task, x_all, y_all))
@@ -228,6 +241,20 @@ def _checks(
         if res is not None:
             out.append(res)
     return out
+
+
+def check_finite_inputs(batches: Sequence[Batch]) -> None:
+    """Refuse inputs holding NaN or Inf (a model's output on them would be meaningless).
+
+    Raises:
+        DataError: one line naming the first such sample by its position in the evaluated data.
+    """
+    seen = 0
+    for x, _ in batches:
+        bad = (~torch.isfinite(x.float())).flatten(1).any(dim=1).nonzero()
+        if len(bad):
+            raise DataError(f"evaluation sample {seen + int(bad[0])} holds NaN or Inf; fix or drop it")
+        seen += len(x)
 
 
 def _bins(task: Task, outputs: Tensor, targets: Tensor) -> dict[str, Any]:

@@ -7,8 +7,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from medrobust.data.imageio import one_line
-from medrobust.errors import DataError
+from medrobust.errors import DataError, one_line
 
 
 def read_csv_rows(

@@ -20,12 +20,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medrobust.data.base import ArrayDataset, DatasetInfo
-from medrobust.data.imageio import one_line
 from medrobust.data.medmnist_info import ALL_FLAGS, INFO, INFO_3D, FlagInfo, check_size, flag_info
 from medrobust.data.paths import Location, data_root, register_location
 from medrobust.data.registry import DATASETS
 from medrobust.data.sampling import stratified_subset
-from medrobust.errors import DataError
+from medrobust.errors import DataError, one_line
 
 __all__ = ["ALL_FLAGS", "INFO", "INFO_3D", "FlagInfo", "flag_info", "medmnist", "npz_path"]
 

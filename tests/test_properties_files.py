@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -79,11 +79,17 @@ def test_any_medmnist_npz_bytes_load_or_give_one_line(
     loads_or_one_line(lambda: load("medmnist", "train", root=str(path.parent), flag="pneumoniamnist"))
 
 
+def test_npz_member_names_holding_newlines_give_one_line(tmp_path: Path) -> None:
+    np.savez(tmp_path / "pneumoniamnist.npz", **{"train\n_images": np.zeros(1)})
+    loads_or_one_line(lambda: load("medmnist", "train", root=str(tmp_path), flag="pneumoniamnist"))
+
+
 CSV = b'file,label,split\r\na.png,normal,train\r\n"b,1.png",lesion,test\r\nc.png,normal,\r\n'
 
 
 @BUDGET
 @given(blob=damaged(CSV))
+@example(blob=b'"fi\nle",label\r\na,b\r\n')  # a quoted column name holding a newline
 def test_any_csv_bytes_load_or_give_one_line(tmp_path_factory: pytest.TempPathFactory, blob: bytes) -> None:
     path = write(tmp_path_factory, "labels.csv", blob)
     loads_or_one_line(lambda: read_csv_rows(path, ["file", "label"], ["split"]))

@@ -24,7 +24,7 @@ def read_csv_rows(
             reader = csv.DictReader(f)
             missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
-                header = ", ".join(reader.fieldnames or [])
+                header = one_line(", ".join(reader.fieldnames or []))  # a quoted name may hold a newline
                 raise DataError(f"{path}: missing column(s) {', '.join(missing)} (has: {header}){what}")
             used = [*required, *(c for c in optional if c in (reader.fieldnames or []))]
             rows = []

@@ -95,7 +95,8 @@ def read_npz(path: Path, split: str) -> tuple[NDArray[Any], NDArray[Any]]:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in keys if k not in npz.files]
             if missing:
-                raise DataError(f"{path}: missing key(s) {', '.join(missing)} (has {', '.join(npz.files) or 'none'})")
+                found = one_line(", ".join(npz.files)) or "none"  # member names may hold newlines
+                raise DataError(f"{path}: missing key(s) {', '.join(missing)} (has {found})")
             return npz[keys[0]], npz[keys[1]]
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as err:
         raise DataError(f"{path}: corrupt or truncated npz ({one_line(err)}); re-download the file") from None

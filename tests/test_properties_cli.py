@@ -119,7 +119,7 @@ TRAIN_OPTIONS = ["--epochs", "--seed", "--lr", "--optimizer", "--batch-size", "-
                  "--method", "--set", "--data-root", "--init"]  # fmt: skip
 TRAIN_FLAGS = ["--resume", "--force", "--skip-bad", "--no-progress"]
 EVALUATE_OPTIONS = ["--attack", "--norm", "--eps", "--steps", "--queries", "--aa-version", "--rel-step", "--loss",
-                    "--restarts", "--noise", "--split", "--n", "--seed", "--batch-size", "--device",
+                    "--max-memory", "--restarts", "--noise", "--split", "--n", "--seed", "--batch-size", "--device",
                     "--threads"]  # fmt: skip
 
 

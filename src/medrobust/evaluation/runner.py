@@ -25,6 +25,7 @@ from medrobust.distributed import gather_objects, shard, world
 from medrobust.errors import ConfigError, DataError
 from medrobust.evaluation import attack_checks as A
 from medrobust.evaluation import checks as C
+from medrobust.evaluation import memory as M
 from medrobust.evaluation.attack_checks import AttackAudit, breakdown_rows
 from medrobust.evaluation.passes import AttackResume, spec_outputs
 from medrobust.evaluation.results import Results, json_safe
@@ -52,6 +53,7 @@ def evaluate(
     probe_n: int = 64,
     progress: bool = True,
     resume: str | os.PathLike[str] | None = None,
+    max_memory: int | None = None,
 ) -> Results:
     """Evaluate ``model`` on ``data`` under every threat; see the module docstring.
 
@@ -69,6 +71,8 @@ def evaluate(
         progress: show a tqdm progress bar.
         resume: a partial-results file: an interrupted evaluation with the same settings continues from it and
             gives the rows of an uninterrupted one (:mod:`medrobust.evaluation.resume`); removed when done.
+        max_memory: a budget in bytes for the model's activations, the weights and the batch's inputs: the model
+            then sees chunks of samples that fit (:mod:`medrobust.evaluation.memory`); the batches stay the same.
 
     Returns:
         :class:`Results` with tidy rows, a summary and the sanity checks (failures are also warned).
@@ -90,9 +94,11 @@ def evaluate(
            "task": task_record(task), "samples": len(targets), "targets": float(targets.double().sum())}  # fmt: skip
     saved = Progress(None if world().parallel else resume, key)
     with eval_mode(model.to(dev)):
+        memory = None if max_memory is None else M.plan(model, batches[0][0][:1].to(dev), batch_size, max_memory)
+        net = model if memory is None else M.ChunkedModel(model, memory.chunk)
         with tqdm(total=passes * len(mine), desc="evaluate", disable=not progress or None, leave=False) as bar:
-            out = _run_grid(model, task, grid, batches, mine, targets, seed, dev, bar, saved)
-        checks = _checks(model, task, out, batches, targets, probe_n, dev, _generator(seed, -1, dev))
+            out = _run_grid(net, task, grid, batches, mine, targets, seed, dev, bar, saved)
+        checks = _checks(net, task, out, batches, targets, probe_n, dev, _generator(seed, -1, dev))
     saved.finish()
     C.warn_failed(checks)
     info = getattr(data, "info", None)
@@ -106,7 +112,13 @@ def evaluate(
         task=task_record(task),
         dataset=getattr(info, "name", ""),
         split=getattr(info, "split", ""),
-        config={"threats": [s.to_dict() for s in grid], "batch_size": batch_size, "device": str(dev), "subset": n},
+        config={
+            "threats": [s.to_dict() for s in grid],
+            "batch_size": batch_size,
+            "device": str(dev),
+            "subset": n,
+            **({"memory": memory.to_dict()} if memory is not None else {}),
+        },
         versions=versions(),
         seed=seed,
         seconds=round(time.perf_counter() - start, 3),

@@ -6,11 +6,13 @@ The chunk size comes from a probe: the bytes autograd saves for the backward pas
 (counted with :func:`torch.autograd.graph.saved_tensors_hooks`, each storage once) give the activation bytes per
 sample and the fixed part (weights saved by the layers). The budget must also hold the model's parameters and the
 input-sized tensors an attack keeps for the whole batch (:data:`BATCH_COPIES` per sample: the clean and
-adversarial inputs, the perturbation, its gradient, the best point so far, …).
+adversarial inputs, the perturbation, its gradient, the best point so far, …). Kernels' transient workspaces
+(conv3d on the CPU unfolds one layer's input for the samples of a chunk) are not counted.
 
 Batches, and so every random draw, stay as ``--batch-size`` makes them: only the model's forward and backward
-passes are split. The numbers equal those of an unchunked run up to float rounding (convolution kernels may sum
-in another order for another number of samples; 1e-10 in the input gradients of a small 3D CNN).
+passes are split. The numbers equal those of an unchunked run up to float rounding: convolution kernels may sum in
+another order for another number of samples (1e-10 in the input gradients of a small 3D CNN), and an attack's sign
+step can turn that into another adversarial point, so rows are usually, not always, identical.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ from medrobust.faults import ENV
 from medrobust.training.checkpoint import CHECKPOINT, TEMPORARY, load_checkpoint
 from medrobust.training.lock import LOCK
 
+pytestmark = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="kills forked children (POSIX only)"
+)
 TINY = ["--set", "data.options={size: 28, n: 24}", "--set", "model.options.width=4", "--no-progress",
         "--threads", "1"]  # fmt: skip
 TRAIN = ["train", "--dataset", "phantom-ct", "--model", "small_cnn", "--epochs", "2", "--batch-size", "8", *TINY]

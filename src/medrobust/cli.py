@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from medrobust import __version__
-from medrobust.errors import MedrobustError
+from medrobust.errors import MedrobustError, one_line
 
 COMMANDS = ("demo", "train", "evaluate", "compare", "report", "export", "cache", "list", "mrnet", "fgsm_study")
 
@@ -42,11 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args))
-    except MedrobustError as e:
-        print(f"medrobust {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # disk full, file-size limit, read-only or missing folder: the machine, not a bug
-        print(f"medrobust {args.command}: error: {e}", file=sys.stderr)
+    except (MedrobustError, OSError) as e:  # OSError: disk full, a file-size limit, a read-only or missing folder
+        print(f"medrobust {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"medrobust {args.command}: interrupted", file=sys.stderr)

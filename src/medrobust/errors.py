@@ -29,3 +29,8 @@ class UnknownNameError(MedrobustError, KeyError):
 
 class WriteError(MedrobustError, OSError):
     """A file could not be written (disk full, file-size limit, read-only folder); its previous version is intact."""
+
+
+def one_line(err: object) -> str:
+    """``str(err)`` with all whitespace runs (newlines from library messages) collapsed to one space."""
+    return " ".join(str(err).split())

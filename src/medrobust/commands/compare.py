@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from medrobust.commands.evaluate import add_threat_arguments, check_args, threats_from_args
+from medrobust.commands.evaluate import add_threat_arguments, check_args, max_memory, threats_from_args
 from medrobust.distributed import distributed, launched
 from medrobust.evaluation.compare import compare
 from medrobust.reporting.card import write_leaderboard
@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     with distributed(resolve_device(args.device)) as device:
         result = compare(args.runs, threats, args.out, split=args.split, n=args.n, batch_size=args.batch_size,
                          seed=args.seed, device=device, reuse=not args.no_reuse, layout=args.layout,
-                         progress=not args.no_progress and main, log=print if main else None)  # fmt: skip
+                         progress=not args.no_progress and main, log=print if main else None,
+                         max_memory=max_memory(args))  # fmt: skip
     if not main:
         return 0
     print("\n" + result.table.to_markdown())

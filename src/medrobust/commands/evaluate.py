@@ -11,6 +11,7 @@ from medrobust.corruptions import CORRUPTIONS
 from medrobust.distributed import distributed, launched, main_only
 from medrobust.errors import ConfigError
 from medrobust.evaluation import ThreatSpec, parse_levels, parse_loss, parse_noise
+from medrobust.evaluation.memory import parse_size
 from medrobust.evaluation.orchestrate import evaluate_run
 from medrobust.reporting.outputs import format_summary, threat_tables, write_results
 from medrobust.runtime import num_threads
@@ -65,6 +66,12 @@ def add_threat_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory budget for the model's activations, weights and a batch of inputs, e.g. 2G: the model then "
+        "runs on chunks of each batch that fit (same batches and random draws; for 3D volumes)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -92,6 +99,11 @@ def threats_from_args(args: argparse.Namespace) -> list[ThreatSpec]:
     return threats
 
 
+def max_memory(args: argparse.Namespace) -> int | None:
+    """The ``--max-memory`` budget in bytes, or None."""
+    return None if args.max_memory is None else parse_size(args.max_memory)
+
+
 def check_args(args: argparse.Namespace) -> None:
     if args.rel_step is not None and not args.rel_step > 0:
         raise ConfigError(f"--rel-step must be > 0, got {args.rel_step}")
@@ -100,6 +112,7 @@ def check_args(args: argparse.Namespace) -> None:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     if args.n is not None and args.n < 1:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
+    max_memory(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
         with distributed(resolve_device(args.device)) as device:
             results = evaluate_run(run_, threats, split=args.split, n=args.n, batch_size=args.batch_size,
                                    seed=args.seed, device=device, progress=not args.no_progress and main, warn=False,
-                                   log=print if main else None, resume=partial)  # fmt: skip
+                                   log=print if main else None, resume=partial,
+                                   max_memory=max_memory(args))  # fmt: skip
         if not main:
             return 0
         written = write_results(results, out, run_.name)

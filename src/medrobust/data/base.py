@@ -157,8 +157,9 @@ def _validate(images: NDArray[Any], targets: NDArray[Any], info: DatasetInfo) ->
     if images.dtype != np.uint8:
         if not np.issubdtype(images.dtype, np.floating):
             raise DataError(f"{where}: images must be uint8 or float, got {images.dtype}")
-        if not np.isfinite(images).all():
-            raise DataError(f"{where}: images contain NaN or Inf")
+        finite = np.isfinite(images.reshape(len(images), -1)).all(axis=1)
+        if not finite.all():
+            raise DataError(f"{where}: image {int(np.argmin(finite))} contains NaN or Inf; fix or drop it")
         if images.min() < 0 or images.max() > 1:
             raise DataError(f"{where}: float images must lie in [0, 1]; got [{images.min():.3g}, {images.max():.3g}]")
     if info.task_kind in ("multiclass", "binary"):

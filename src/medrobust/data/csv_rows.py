@@ -7,8 +7,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from medrobust.data.imageio import one_line
-from medrobust.errors import DataError
+from medrobust.errors import DataError, one_line
 
 
 def read_csv_rows(
@@ -25,7 +24,7 @@ def read_csv_rows(
             reader = csv.DictReader(f)
             missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
-                header = ", ".join(reader.fieldnames or [])
+                header = one_line(", ".join(reader.fieldnames or []))  # a quoted name may hold a newline
                 raise DataError(f"{path}: missing column(s) {', '.join(missing)} (has: {header}){what}")
             used = [*required, *(c for c in optional if c in (reader.fieldnames or []))]
             rows = []

@@ -17,16 +17,11 @@ from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from medrobust.errors import ConfigError, DataError
+from medrobust.errors import ConfigError, DataError, one_line
 
 T = TypeVar("T")
 COLORS = {"grayscale": 1, "rgb": 3}
 _SKIP_HINT = "fix or remove it, or pass --skip-bad (skip_bad=true) to skip bad files"
-
-
-def one_line(err: object) -> str:
-    """``str(err)`` with all whitespace runs (newlines from library messages) collapsed to one space."""
-    return " ".join(str(err).split())
 
 
 class BadFiles:

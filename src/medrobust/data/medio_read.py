@@ -11,7 +11,6 @@ are inverted so that bright means dense. NIfTI voxels are read with their ``scl_
 from __future__ import annotations
 
 import importlib
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,9 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
-from medrobust.data.imageio import one_line
-from medrobust.errors import ConfigError, DataError
+from medrobust.errors import ConfigError, DataError, one_line
 
 FloatArray = NDArray[np.float32]
-READ_ERRORS = (OSError, EOFError, ValueError, AttributeError, KeyError, NotImplementedError, RuntimeError, zlib.error)
 
 
 def require(module: str, loader: str) -> Any:
@@ -37,13 +34,13 @@ def require(module: str, loader: str) -> Any:
 
 
 def _dicom_values(ds: Any, path: Path) -> FloatArray:
-    try:
+    try:  # pixel data and rescale elements of a corrupt file raise many types when decoded
         raw = ds.pixel_array
-    except READ_ERRORS as err:
-        raise DataError(f"{path}: no readable pixel data ({one_line(err)})") from None
-    slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-    intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-    return (np.asarray(raw, dtype=np.float32) * slope + intercept).astype(np.float32)
+        slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
+        intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
+        return (np.asarray(raw, dtype=np.float32) * slope + intercept).astype(np.float32)
+    except Exception as err:
+        raise DataError(f"{path}: no readable pixel data ({type(err).__name__}: {one_line(err)})") from None
 
 
 def read_dicom(path: Path) -> tuple[FloatArray, dict[str, Any]]:
@@ -57,9 +54,17 @@ def read_dicom(path: Path) -> tuple[FloatArray, dict[str, Any]]:
     pydicom = require("pydicom", "dicom-folder")
     try:
         ds = pydicom.dcmread(str(path))
-    except (pydicom.errors.InvalidDicomError, *READ_ERRORS) as err:
+    except Exception as err:  # InvalidDicomError, and many types from a corrupt element
         raise DataError(f"{path}: not a readable DICOM file ({one_line(err)})") from None
     values = _dicom_values(ds, path)
+    try:  # pydicom decodes elements on access: a corrupt one raises any of many types here
+        return values, _dicom_facts(ds, pydicom)
+    except Exception as err:
+        raise DataError(f"{path}: corrupt DICOM header ({type(err).__name__}: {one_line(err)})") from None
+
+
+def _dicom_facts(ds: Any, pydicom: Any) -> dict[str, Any]:
+    """The display window, MONOCHROME1 inversion and series order of a read DICOM dataset ``ds``."""
     centre, width = getattr(ds, "WindowCenter", None), getattr(ds, "WindowWidth", None)
     window = None
     if centre is not None and width is not None:
@@ -69,7 +74,7 @@ def read_dicom(path: Path) -> tuple[FloatArray, dict[str, Any]]:
     z = float(position[2]) if position is not None and len(position) == 3 else None
     order = (z is None, z or 0.0, float(getattr(ds, "InstanceNumber", 0) or 0))
     invert = getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1"
-    return values, {"window": window, "invert": invert, "order": order}
+    return {"window": window, "invert": invert, "order": order}
 
 
 def read_dicom_series(folder: Path) -> tuple[FloatArray, dict[str, Any]]:
@@ -103,7 +108,7 @@ def read_nifti(path: Path) -> tuple[FloatArray, dict[str, Any]]:
     try:
         img = nib.as_closest_canonical(nib.load(str(path)))
         data = np.asarray(img.get_fdata(dtype=np.float32))
-    except (nib.filebasedimages.ImageFileError, *READ_ERRORS) as err:
+    except Exception as err:  # nibabel raises many types (HeaderDataError, TypeError, …) for a corrupt header
         raise DataError(f"{path}: not a readable NIfTI file ({one_line(err)})") from None
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]

@@ -20,12 +20,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medrobust.data.base import ArrayDataset, DatasetInfo
-from medrobust.data.imageio import one_line
 from medrobust.data.medmnist_info import ALL_FLAGS, INFO, INFO_3D, FlagInfo, check_size, flag_info
 from medrobust.data.paths import Location, data_root, register_location
 from medrobust.data.registry import DATASETS
 from medrobust.data.sampling import stratified_subset
-from medrobust.errors import DataError
+from medrobust.errors import DataError, one_line
 
 __all__ = ["ALL_FLAGS", "INFO", "INFO_3D", "FlagInfo", "flag_info", "medmnist", "npz_path"]
 
@@ -96,7 +95,8 @@ def read_npz(path: Path, split: str) -> tuple[NDArray[Any], NDArray[Any]]:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in keys if k not in npz.files]
             if missing:
-                raise DataError(f"{path}: missing key(s) {', '.join(missing)} (has {', '.join(npz.files) or 'none'})")
+                found = one_line(", ".join(npz.files)) or "none"  # member names may hold newlines
+                raise DataError(f"{path}: missing key(s) {', '.join(missing)} (has {found})")
             return npz[keys[0]], npz[keys[1]]
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as err:
         raise DataError(f"{path}: corrupt or truncated npz ({one_line(err)}); re-download the file") from None

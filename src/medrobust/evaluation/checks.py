@@ -10,7 +10,9 @@ run on a small subset of the data. The checks:
 - ``eps0_equals_clean``: ε = 0 reproduces the clean accuracy;
 - ``monotone``: accuracy does not increase with ε;
 - ``large_eps``: an ε covering the whole box drives accuracy to at most :data:`LARGE_EPS_MAX_ACCURACY`;
-- ``noise_weaker``: IMA's white-noise attack is not stronger than the gradient attack at the same ε.
+- ``noise_weaker``: IMA's white-noise attack is not stronger than the gradient attack at the same ε;
+- ``finite_outputs``: the model's outputs are finite under every threat and level (the rows of a level with a NaN
+  or infinite output hold no numbers).
 """
 
 from __future__ import annotations
@@ -100,12 +102,22 @@ def check_logits(outputs: Tensor, *, independent: bool) -> Check:
     return check("logits", not looks_prob, msg if looks_prob else "outputs look like logits")
 
 
+def check_finite_outputs(nonfinite: Sequence[str]) -> Check:
+    """Fails when the model returned NaN or Inf under any of the threat levels ``nonfinite`` (e.g. ``"clean"``,
+    ``"pgd@0.0314"``); their rows then hold no numbers."""
+    if not nonfinite:
+        return check("finite_outputs", True, "model outputs are finite under every threat")
+    shown = ", ".join(nonfinite[:4]) + (f" and {len(nonfinite) - 4} more" if len(nonfinite) > 4 else "")
+    msg = f"the model returned NaN or Inf ({shown}); no numbers are reported there: check the weights and the inputs"
+    return check("finite_outputs", False, msg)
+
+
 def check_eps_zero(curve: Curve, clean_accuracy: float, n: int) -> Check | None:
     """ε = 0 must reproduce the clean accuracy (same number of correct samples); ``None`` if 0 is not in the grid."""
     if curve.levels[0] != 0:
         return None
     acc0 = curve.accuracy[0]
-    ok = round(acc0 * n) == round(clean_accuracy * n)
+    ok = math.isfinite(acc0) and math.isfinite(clean_accuracy) and round(acc0 * n) == round(clean_accuracy * n)
     msg = f"accuracy at eps=0 {acc0:.4f}, clean {clean_accuracy:.4f}"
     return check(f"eps0_equals_clean[{curve.threat}/{curve.norm}]", ok, msg)
 

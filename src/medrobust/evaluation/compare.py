@@ -71,6 +71,7 @@ def compare(
     layout: Layout = "table",
     progress: bool = True,
     log: Log | None = None,
+    max_memory: int | None = None,
 ) -> Comparison:
     """Evaluate (or reuse) each run under ``threats`` and write the comparison into folder ``out``.
 
@@ -84,6 +85,7 @@ def compare(
         layout: ``"study"`` adds the robust-training study's tables and reliability diagrams.
         progress: show progress bars.
         log: receives a line per run (evaluating / reusing).
+        max_memory: a memory budget in bytes for each evaluation (:mod:`medrobust.evaluation.memory`).
 
     Returns:
         :class:`Comparison`; each evaluated run's results are also saved as its ``results.json``.
@@ -99,7 +101,7 @@ def compare(
         results = reusable(run, threats, split=split, n=n, seed=seed) if reuse else None
         if results is None:
             results = evaluate_run(run, threats, split=split, n=n, batch_size=batch_size, seed=seed, device=dev,
-                                   progress=progress, warn=False, log=log,
+                                   progress=progress, warn=False, log=log, max_memory=max_memory,
                                    resume=None if world().parallel else run.path / "results.json.partial")  # fmt: skip
             if main:  # under torchrun every rank evaluates its share; rank 0 writes
                 results.save(run.path / "results.json")

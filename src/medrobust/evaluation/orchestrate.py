@@ -44,6 +44,7 @@ def evaluate_run(
     warn: bool = True,
     log: Log | None = None,
     resume: str | os.PathLike[str] | None = None,
+    max_memory: int | None = None,
 ) -> Results:
     """Evaluate ``run``'s model on its dataset's ``split`` under ``threats`` (see :func:`evaluate`).
 
@@ -61,6 +62,7 @@ def evaluate_run(
         warn: warn about failed sanity checks (they are in ``results.checks`` either way).
         log: receives one line naming what is evaluated.
         resume: a partial-results file to continue an interrupted evaluation from (and to keep while running).
+        max_memory: a memory budget in bytes (:mod:`medrobust.evaluation.memory`); None: no budget.
 
     Returns:
         :class:`Results` with ``model``, ``method`` and ``config["run"]`` filled in from the run.
@@ -73,7 +75,7 @@ def evaluate_run(
         if not warn:
             warnings.simplefilter("ignore", RobustnessCheckWarning)
         results = evaluate(run.model, data, run.task, threats, seed=seed, batch_size=batch_size, device=dev, n=n,
-                           progress=progress, resume=resume)  # fmt: skip
+                           progress=progress, resume=resume, max_memory=max_memory)  # fmt: skip
     results.model, results.method = run.config.model.name, run.config.method.name
     results.config["run"] = str(run.path)
     if out is not None:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from medrobust import faults
 from medrobust.corruptions import CORRUPTIONS
 from medrobust.evaluation.attack_checks import AttackAudit
 from medrobust.evaluation.resume import Progress
@@ -88,6 +89,7 @@ def _independent_sweep(
 
 def _tick(batches: Sequence[Batch], bar: Any, dev: torch.device) -> Iterator[Batch]:
     for x, y in batches:
+        faults.hit("evaluate.batch")
         yield x.to(dev), y.to(dev)
         bar.update(1)
 

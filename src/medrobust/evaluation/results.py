@@ -12,7 +12,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from medrobust.errors import DataError
 from medrobust.tasks.base import Capabilities
 from medrobust.tasks.records import record_capabilities
+from medrobust.training.checkpoint import atomic_write_text
 
 SCHEMA = "medrobust.results/1"
 FIELDS = ("schema", "dataset", "split", "model", "method", "task", "n", "rows", "summary", "checks", "config",
@@ -115,15 +115,7 @@ class Results:
         """Write JSON atomically (temporary file + rename); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = _dumps(json_safe(self.to_dict()))
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, _dumps(json_safe(self.to_dict())) + "\n")
         return path
 
     @classmethod

@@ -8,6 +8,7 @@ wrong under attack. Same seed, same numbers.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -21,9 +22,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from medrobust.distributed import gather_objects, shard, world
-from medrobust.errors import ConfigError
+from medrobust.errors import ConfigError, DataError
 from medrobust.evaluation import attack_checks as A
 from medrobust.evaluation import checks as C
+from medrobust.evaluation import memory as M
 from medrobust.evaluation.attack_checks import AttackAudit, breakdown_rows
 from medrobust.evaluation.passes import AttackResume, spec_outputs
 from medrobust.evaluation.results import Results, json_safe
@@ -51,6 +53,7 @@ def evaluate(
     probe_n: int = 64,
     progress: bool = True,
     resume: str | os.PathLike[str] | None = None,
+    max_memory: int | None = None,
 ) -> Results:
     """Evaluate ``model`` on ``data`` under every threat; see the module docstring.
 
@@ -68,6 +71,8 @@ def evaluate(
         progress: show a tqdm progress bar.
         resume: a partial-results file: an interrupted evaluation with the same settings continues from it and
             gives the rows of an uninterrupted one (:mod:`medrobust.evaluation.resume`); removed when done.
+        max_memory: a budget in bytes for the model's activations, the weights and the batch's inputs: the model
+            then sees chunks of samples that fit (:mod:`medrobust.evaluation.memory`); the batches stay the same.
 
     Returns:
         :class:`Results` with tidy rows, a summary and the sanity checks (failures are also warned).
@@ -80,6 +85,7 @@ def evaluate(
     dev = torch.device(device) if device is not None else model_device(model)
     grid = _grid(threats)
     batches = _batches(data, batch_size, n, seed)  # gathered on the CPU when used, moved to ``dev`` one at a time
+    check_finite_inputs(batches)
     targets = torch.cat([y for _, y in batches])
     mine = shard(torch.arange(len(batches))).tolist()  # this rank's batches (all of them in one process)
     passes = sum(len(s.levels) if s.kind == "noise" else 1 for s in grid)
@@ -88,9 +94,11 @@ def evaluate(
            "task": task_record(task), "samples": len(targets), "targets": float(targets.double().sum())}  # fmt: skip
     saved = Progress(None if world().parallel else resume, key)
     with eval_mode(model.to(dev)):
+        memory = None if max_memory is None else M.plan(model, batches[0][0][:1].to(dev), batch_size, max_memory)
+        net = model if memory is None else M.ChunkedModel(model, memory.chunk)
         with tqdm(total=passes * len(mine), desc="evaluate", disable=not progress or None, leave=False) as bar:
-            out = _run_grid(model, task, grid, batches, mine, targets, seed, dev, bar, saved)
-        checks = _checks(model, task, out, batches, targets, probe_n, dev, _generator(seed, -1, dev))
+            out = _run_grid(net, task, grid, batches, mine, targets, seed, dev, bar, saved)
+        checks = _checks(net, task, out, batches, targets, probe_n, dev, _generator(seed, -1, dev))
     saved.finish()
     C.warn_failed(checks)
     info = getattr(data, "info", None)
@@ -104,7 +112,13 @@ def evaluate(
         task=task_record(task),
         dataset=getattr(info, "name", ""),
         split=getattr(info, "split", ""),
-        config={"threats": [s.to_dict() for s in grid], "batch_size": batch_size, "device": str(dev), "subset": n},
+        config={
+            "threats": [s.to_dict() for s in grid],
+            "batch_size": batch_size,
+            "device": str(dev),
+            "subset": n,
+            **({"memory": memory.to_dict()} if memory is not None else {}),
+        },
         versions=versions(),
         seed=seed,
         seconds=round(time.perf_counter() - start, 3),
@@ -119,6 +133,7 @@ class _GridOutput:
     clean_probs: Tensor | None = None
     reliability: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # attack label → bins per ε
     audits: dict[str, AttackAudit] = field(default_factory=dict)  # attack label → adversarial-point statistics
+    nonfinite: list[str] = field(default_factory=list)  # "threat@level" where the model returned NaN or Inf
 
 
 def _grid(threats: Sequence[ThreatSpec]) -> list[ThreatSpec]:
@@ -155,6 +170,8 @@ def _run_grid(
             res.clean_outputs, res.clean_probs = outputs[0], probs
         for level, out in zip(spec.levels, outputs):
             res.rows += metric_rows(task, spec, level, out, targets)
+            if not bool(torch.isfinite(out).all()):
+                res.nonfinite.append(spec.threat if spec.kind == "clean" else f"{spec.threat}@{level:.4g}")
         if audit is not None and res.clean_outputs is not None:
             res.audits[spec.threat] = audit
             res.rows += breakdown_rows(spec.threat, audit, task.correct(res.clean_outputs, targets))
@@ -179,24 +196,31 @@ def _gather_ranks(outputs: list[Tensor], audit: AttackAudit | None) -> tuple[lis
 
 
 def metric_rows(task: Task, spec: ThreatSpec, level: float, outputs: Tensor, targets: Tensor) -> list[dict[str, Any]]:
-    """Tidy rows of every metric for one threat level. Shape: ``outputs (N, *)``, ``targets (N, *)``."""
+    """Tidy rows of every metric for one threat level. Shape: ``outputs (N, *)``, ``targets (N, *)``.
+
+    When any output is NaN or infinite every value is NaN (``null`` in results.json): the predicate of a NaN
+    output is arbitrary, so its accuracy would be a number that means nothing (the ``finite_outputs`` check fails).
+    """
     values = dict(task.metrics(outputs, targets))
     base = {"threat": spec.threat, "norm": spec.norm, "level": float(level)}
-    if not task.calibrated:  # e.g. Dice / MRE / SDR and the predicate rate ("accuracy")
-        return [{**base, "metric": k, "value": float(v), "n": len(outputs)} for k, v in values.items()]
-    probs = _probabilities(task, outputs).numpy()
-    y = targets.detach().cpu().numpy()
-    values["rmsce"] = cal.rmsce(probs, y)
-    values["ece"] = cal.ece(probs, y)
-    values["entropy"] = cal.mean_entropy(probs, multilabel=task.kind == "multilabel")
-    return [{**base, "metric": k, "value": float(v), "n": len(outputs)} for k, v in values.items()]
+    if task.calibrated:  # calibration from class probabilities (not for Dice / MRE / SDR)
+        probs = _probabilities(task, outputs).numpy()
+        y = targets.detach().cpu().numpy()
+        values["rmsce"] = cal.rmsce(probs, y)
+        values["ece"] = cal.ece(probs, y)
+        values["entropy"] = cal.mean_entropy(probs, multilabel=task.kind == "multilabel")
+    finite = bool(torch.isfinite(outputs).all())
+    return [{**base, "metric": k, "value": float(v) if finite else math.nan, "n": len(outputs)}
+            for k, v in values.items()]  # fmt: skip
 
 
 def _curve(task: Task, spec: ThreatSpec, outputs: list[Tensor], targets: Tensor) -> C.Curve:
     correct = tuple(task.correct(o, targets).cpu() for o in outputs)
+    accuracy = tuple(float(c.float().mean()) if bool(torch.isfinite(o).all()) else math.nan
+                     for c, o in zip(correct, outputs))  # fmt: skip
     return C.Curve(
         threat=spec.threat, name=spec.name, norm=str(spec.norm), levels=spec.levels,
-        accuracy=tuple(float(c.float().mean()) for c in correct), correct=correct, options=dict(spec.options),
+        accuracy=accuracy, correct=correct, options=dict(spec.options),
     )  # fmt: skip
 
 
@@ -210,7 +234,8 @@ def _checks(
     y_all = targets[:probe_n].to(dev)
     assert grid.clean_outputs is not None  # the clean threat always runs first
     independent = task.kind == "multilabel" or bool(getattr(task, "single_logit", False))
-    out = [C.check_majority(clean_acc, targets)] if task.has_majority_rate else []
+    out = [C.check_finite_outputs(grid.nonfinite)]
+    out += [C.check_majority(clean_acc, targets)] if task.has_majority_rate else []
     if task.calibrated:  # class probabilities per sample come from logits
         out.append(C.check_logits(grid.clean_outputs, independent=independent))
     out.append(C.check_gradients(model, task, x_all, y_all))
@@ -228,6 +253,20 @@ def _checks(
         if res is not None:
             out.append(res)
     return out
+
+
+def check_finite_inputs(batches: Sequence[Batch]) -> None:
+    """Refuse inputs holding NaN or Inf (a model's output on them would be meaningless).
+
+    Raises:
+        DataError: one line naming the first such sample by its position in the evaluated data.
+    """
+    seen = 0
+    for x, _ in batches:
+        bad = (~torch.isfinite(x.float())).flatten(1).any(dim=1).nonzero()
+        if len(bad):
+            raise DataError(f"evaluation sample {seen + int(bad[0])} holds NaN or Inf; fix or drop it")
+        seen += len(x)
 
 
 def _bins(task: Task, outputs: Tensor, targets: Tensor) -> dict[str, Any]:

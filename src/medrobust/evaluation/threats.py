@@ -86,7 +86,7 @@ def parse_number(text: str) -> float:
     """A non-negative number, decimal or fraction: ``"0.1"``, ``"1e-3"``, ``"8/255"``."""
     try:
         value = float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):  # OverflowError: beyond float's range, e.g. 1e999
         raise ConfigError(f"cannot read {text!r} as a number; write e.g. 0.03, 1e-3 or 8/255") from None
     if value < 0:
         raise ConfigError(f"level {text!r} is negative; levels must be >= 0")

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,15 +24,19 @@ from medrobust.evaluation.outputs import RocCurve
 from medrobust.evaluation.results import Results
 from medrobust.metrics.classification import roc_auc_binary, roc_curve
 from medrobust.reporting.tables import format_level
+from medrobust.training.checkpoint import atomic_write_bytes
 
 _NORM_TEXT = {"linf": "L∞", "l2": "L2"}
 
 
 def _save(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
+    """Render ``fig`` in the format of ``path``'s suffix (PNG when none) and write it atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from medrobust.evaluation.results import Results
+from medrobust.training.checkpoint import atomic_write_text
 
 CellKind = Literal["text", "level", "value", "fixed2"]
 DEFAULT_METRICS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "rmsce", "ece", "entropy")
@@ -138,7 +139,7 @@ class Table:
         paths = []
         for suffix, text in texts.items():
             path = stem.with_name(stem.name + suffix)
-            path.write_text(text, encoding="utf-8")
+            atomic_write_text(path, text)
             paths.append(path)
         return paths
 

@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from medrobust import faults
 from medrobust.errors import DataError, WriteError
 
 CHECKPOINT = "checkpoint.pt"
+TEMPORARY = ".medrobust-tmp"  # the suffix of atomic writes' temporary files (``.NAME.XXXX.medrobust-tmp``)
 # The only globals a checkpoint of the first format (NumPy's RNG state as a uint32 array) needs, by the names
 # NumPy 2 and NumPy 1 pickle them under. Rebuilding an array of plain numbers runs no user code.
 _RECONSTRUCT = np.zeros(0).__reduce__()[0]  # numpy._core.multiarray._reconstruct (numpy.core... in NumPy 1)
@@ -46,12 +48,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            half = len(data) // 2
+            f.write(data[:half])
+            faults.hit("write.partial")
+            f.write(data[half:])
             f.flush()
             os.fsync(f.fileno())
+        faults.hit("write.temp")
         os.replace(tmp, path)
+        faults.hit("write.replaced")
     except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -66,6 +73,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Text version of :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode())
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that a process killed inside :func:`atomic_write_bytes` left in ``folder``.
+
+    Call it only while holding the folder's lock (:func:`~medrobust.training.lock.run_lock`), so that no live
+    writer's temporary file is removed. Returns the files removed.
+    """
+    stale = sorted(Path(folder).glob(f".*{TEMPORARY}"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 ``train`` and ``evaluate`` hold the lock of the run folder they work on; a second one aimed at the same folder is
 refused with a one-line :class:`ConfigError` naming the holder. The lock is ``flock`` on ``.medrobust.lock``
 (``msvcrt.locking`` on Windows), so a crashed or killed process never leaves it stuck: the file may stay, the
-lock does not.
+lock does not. Whoever takes the lock removes the temporary files that a killed writer left in the folder.
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import IO
 
 from medrobust.errors import ConfigError
+from medrobust.training.checkpoint import remove_temporaries
 
 LOCK = ".medrobust.lock"
 
 
 @contextmanager
 def run_lock(folder: str | Path, command: str) -> Iterator[None]:
-    """Hold the lock of run folder ``folder`` (created if missing) while ``command`` writes in it.
+    """Hold the lock of run folder ``folder`` (created if missing) while ``command`` writes in it; once it is held,
+    the temporary files of a killed writer are removed (:func:`~medrobust.training.checkpoint.remove_temporaries`).
 
     Raises:
         ConfigError: another process holds the lock.
@@ -38,6 +40,7 @@ def run_lock(folder: str | Path, command: str) -> Iterator[None]:
         f.truncate()
         f.write(f"medrobust {command} (pid {os.getpid()})")
         f.flush()
+        remove_temporaries(folder)
         yield  # closing the file releases the lock
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from medrobust import faults
 from medrobust.data.base import ArrayDataset
 from medrobust.distributed import (
     PerSampleState,
@@ -197,6 +198,8 @@ def fit(
                     "pass --resume to continue it or choose another --out"
                 )
             start = _restore(load_checkpoint(ckpt_path), model, optimizer, scheduler, method, gens, history)
+            if w.main:  # a run killed between its checkpoint and its history: the checkpoint's history is whole
+                _write_history(ckpt_path.parent, history)
     broadcast_module(model)
     progress = progress and w.main
     autocast = autocast_factory(device, amp)
@@ -218,14 +221,20 @@ def fit(
             record.update({f"val_{k}": v for k, v in task.metrics(outputs, targets).items()})
         record = {"epoch": epoch, **record, "seconds": time.perf_counter() - t0}
         history.records.append(record)
+        faults.hit("train.epoch")
         if ckpt_path is not None:
             state = _state(model, optimizer, scheduler, method, gens, epoch, history, extra_state, w)
             if w.main:
                 save_checkpoint(ckpt_path, state)
-                atomic_write_text(ckpt_path.parent / HISTORY, "".join(json.dumps(r) + "\n" for r in history.records))
+                _write_history(ckpt_path.parent, history)
         for cb in callbacks if w.main else ():
             cb(record)
     return history
+
+
+def _write_history(folder: Path, history: History) -> None:
+    """``folder/history.jsonl``: one JSON record per finished epoch, written atomically."""
+    atomic_write_text(folder / HISTORY, "".join(json.dumps(r) + "\n" for r in history.records))
 
 
 def sync_batchnorm(model: nn.Module, method: TrainingMethod, device: torch.device) -> None:
@@ -316,6 +325,7 @@ def _train_epoch(
         out.loss.backward()
         sync_gradients(model.parameters(), len(idx), len(global_idx))
         optimizer.step()
+        faults.hit("train.batch")
         b = len(batch.x)
         total_loss += loss * b
         seen += b

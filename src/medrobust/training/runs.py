@@ -25,7 +25,7 @@ from medrobust.methods.loss_threshold import loss_threshold, per_sample_losses
 from medrobust.registry import check_options
 from medrobust.runtime import num_threads, provenance
 from medrobust.tasks import AnyTask, task_from_dict
-from medrobust.training.checkpoint import CHECKPOINT, atomic_write_text, load_checkpoint
+from medrobust.training.checkpoint import CHECKPOINT, TEMPORARY, atomic_write_text, load_checkpoint
 from medrobust.training.lock import LOCK, run_lock
 from medrobust.training.loop import Callback, History, fit, predict, resolve_device
 from medrobust.training.optim import build_optimizer, build_scheduler
@@ -228,7 +228,7 @@ def check_out_folder(out: Path, force: bool = False) -> None:
         raise ConfigError(f"--out {out} is a file; choose a folder")
     if force or not out.exists() or is_run_folder(out):
         return
-    if any(p.name != LOCK for p in out.iterdir()):
+    if any(p.name != LOCK and not p.name.endswith(TEMPORARY) for p in out.iterdir()):  # a run killed early
         raise ConfigError(f"--out {out} is not empty and is not a medrobust run; choose another folder or pass --force")
 
 

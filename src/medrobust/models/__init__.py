@@ -72,7 +72,7 @@ def unet(
 
 
 @MODELS.register(
-    "centernet", dense=True, help="ResNet-FPN with CenterNet heads (0.27 M parameters at width 16): detection"
+    "centernet", dense=True, help="ResNet-FPN with CenterNet heads (0.34 M parameters at width 16): detection"
 )
 def centernet(
     *, in_channels: int, num_outputs: int, width: int = 16, fpn_width: int | None = None, norm: str = "batch",

@@ -148,7 +148,9 @@ def test_amat_uses_the_official_detection_rules() -> None:
     assert seg.schedule.refine_floor == "zero" and seg.attack.alpha == 4.0
 
 
-def test_cli_trains_amat_on_phantom_ct_det_and_evaluates_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_trains_amat_on_phantom_ct_det_and_evaluates_map(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
     tiny_options = ["--set", "data.options={size: 32, n: 8}", "--set", "model.options={width: 4}", "--epochs", "1",
                     "--batch-size", "4", "--no-progress", "--threads", "1"]  # fmt: skip

@@ -274,9 +274,7 @@ def _lesion(
     return rows, center
 
 
-def sample_anatomy(
-    rng: np.random.Generator, kind: int | Sequence[int], spec: LesionSpec, pixel_mm: float
-) -> Anatomy:
+def sample_anatomy(rng: np.random.Generator, kind: int | Sequence[int], spec: LesionSpec, pixel_mm: float) -> Anatomy:
     """Draw one slice from ``rng`` with lesion ``kind`` (0 none, 1 solid, 2 ground-glass) or several kinds.
 
     Several lesions are placed one after the other, each clear of those before it (their discs become blockers).

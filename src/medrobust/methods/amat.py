@@ -47,9 +47,10 @@ def amat(**options: Any) -> IMA:
     ``min(max(E − δ, δ), E)``; α = 5 for landmarks and detection and 4 otherwise; ``e_max`` defaults to ∞;
     ``only_grow=True`` is the landmark setting. Detection (YOLOv5 on BCCD in the paper, yolov5/train_AMAT.py) adds
     one rule, ``refine_floor="delta"`` (the default for a detection task): a refined margin never falls below δ;
-    its adversarial term is over every sample as above (L245-249), and its published δ is 2.5 with ``E_max`` 15. There is no published δ for segmentation; the default 0.1 is ours. The behaviour of
-    medrobust before issue 12 is ``amat(**LEGACY_OPTIONS)`` (adversarial term over the clean-correct flipped
-    samples, the strict τ on the clean output too, start at radius ``E``, α = 4).
+    its adversarial term is over every sample as above (L245-249), and its published δ is 2.5 with ``E_max`` 15.
+    There is no published δ for segmentation; the default 0.1 is ours. The behaviour of medrobust before issue 12
+    is ``amat(**LEGACY_OPTIONS)`` (adversarial term over the clean-correct flipped samples, the strict τ on the
+    clean output too, start at radius ``E``, α = 4).
 
     Examples:
         >>> m = amat(tau=0.9)

@@ -39,9 +39,7 @@ class Margins:
         current = self.E_new[index]
         self.E_new[index] = torch.where(clean_ok & flipped, (current + distance.to(current.dtype)) / 2, current)
 
-    def update(
-        self, delta: float, e_max: float, only_grow: bool = False, floor: float = 0.0
-    ) -> tuple[Tensor, Tensor]:
+    def update(self, delta: float, e_max: float, only_grow: bool = False, floor: float = 0.0) -> tuple[Tensor, Tensor]:
         """Epoch end: expand (correct, never flipped: ``E += δ``), refine (correct, flipped: ``E = max(E_new,
         floor)``), leave misclassified samples alone, clamp to ``[0, e_max]``; ``only_grow`` never lowers a margin
         (AMAT's landmark setting); ``floor = δ`` is AMAT's detection rule.

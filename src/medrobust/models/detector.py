@@ -12,6 +12,7 @@ docs/design.md).
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,7 @@ PRIOR = 0.01  # initial heatmap probability (focal-loss prior, Lin et al. 2017)
 
 def _head(c_in: int, c_out: int, bias: float = 0.0) -> nn.Sequential:
     last = nn.Conv2d(c_in, c_out, 1)
-    nn.init.constant_(last.bias, bias)
+    nn.init.constant_(cast(Tensor, last.bias), bias)  # a Conv2d built with bias=True has one
     return nn.Sequential(nn.Conv2d(c_in, c_in, 3, padding=1), nn.ReLU(), last)
 
 

@@ -106,7 +106,7 @@ class DetectionTask:
     def heatmaps(self, target: Tensor, shape: tuple[int, int]) -> Tensor:
         """Target heatmaps ``(N, K, H, W)``: per class the maximum of Gaussians with peak 1 at the centre pixels."""
         h, w = shape
-        valid, cx, cy, px, py = _centres(target, shape)
+        valid, _, _, px, py = _centres(target, shape)
         size = ((target[..., 2] - target[..., 0]) * (target[..., 3] - target[..., 1])).clamp(min=0).sqrt()
         sigma = (size * SIGMA_PER_SIZE).clamp(min=MIN_SIGMA)
         rows = torch.arange(h, device=target.device, dtype=torch.float32).view(1, 1, h, 1)
@@ -141,7 +141,7 @@ class DetectionTask:
         descending score; non-peak rows have score 0."""
         self._check_output(output)
         z = output.float()
-        n, _, h, w = z.shape
+        h, w = z.shape[2:]
         prob = torch.sigmoid(z[:, : self.num_classes])
         peaks = prob * (prob == F.max_pool2d(prob, 3, stride=1, padding=1))
         score, flat = peaks.flatten(1).topk(min(self.max_dets, peaks[0].numel()), dim=1)

@@ -164,3 +164,19 @@ def test_cli_trains_amat_on_phantom_ct_det_and_evaluates_map(
     rows = json.loads(results.read_text())["rows"]
     maps = {r["level"]: r["value"] for r in rows if r["metric"] == "map" and r["threat"] != "clean"}
     assert set(maps) == {0.0, 0.5} and all(0 <= v <= 1 for v in maps.values())
+
+
+def test_gallery_draws_boxes_and_counts_lesions() -> None:
+    from matplotlib.figure import Figure
+
+    from medrobust.reporting.gallery import _overlay, _verdict
+
+    ds = tiny(8)
+    task = ds.task()
+    i = int((ds.targets[..., 4] >= 0).any(dim=1).nonzero()[0])
+    y = ds.targets[i : i + 1]
+    out = perfect_output(task, y, 32)
+    ax = Figure().subplots()
+    _overlay(ax, task, out, y)
+    assert len(ax.patches) == 2 * int((y[0, :, 4] >= 0).sum())  # true (cyan) and detected (red) boxes
+    assert _verdict(task, out, y).endswith("✓")

@@ -7,7 +7,7 @@ Each seed trains a standard detector from scratch (``--epochs-std``), then fine-
 AMAT from it for ``--epochs``. Evaluation as in the AMAT paper's detection experiment: L2 PGD on the detection
 loss (``--eval-steps``, 100 by default, step ε/10), each ε attacked from the clean input, scored by COCO
 mAP@0.5:0.95. Output in ``OUT``: run folders, ``report.md`` (mean ± sd over seeds of mAP@0.5:0.95, mAP@0.5 and
-the fraction of images whose every lesion is found), ``map_vs_eps.png`` with ±1 sd bands and
+the fraction of images whose every lesion is found with no false alarm), ``map_vs_eps.png`` with ±1 sd bands and
 ``margins_seed<N>.png`` (AMAT's margins over epochs). Resumable like study_amat.py; the generated data are cached
 in ``$MEDROBUST_CACHE`` (default ``~/.cache/medrobust``).
 
@@ -26,7 +26,11 @@ from study_common import Spec, curve, evaluate, plot_curves, plot_margin_histogr
 EPS = [0.0, 0.1, 0.25, 0.5, 1.0]  # L2 at 64×64: a standard detector's mAP is near 0 by ε 0.5 (PGD-5)
 SAT = (0.1, 0.5)
 RATIO, E_MAX_FACTOR, STEPS = 1.5, 3.0, 20
-METRICS = (("map", "mAP@0.5:0.95"), ("map@0.5", "mAP@0.5"), ("accuracy", "fraction of images with every lesion found"))
+METRICS = (
+    ("map", "mAP@0.5:0.95"),
+    ("map@0.5", "mAP@0.5"),
+    ("accuracy", "fraction of images with every lesion found and no false alarm"),
+)
 
 
 def _methods(e_max: float, delta: float) -> list[Spec]:

@@ -76,8 +76,16 @@ def test_perfect_output_decodes_to_the_true_boxes() -> None:
     assert bool((task.margin(out, ds.targets) < 0).all())
     blank = torch.full_like(out, -20.0)
     has_lesion = (ds.targets[..., 4] >= 0).any(dim=1)
-    assert torch.equal(task.correct(blank, ds.targets), ~has_lesion)  # lesion-free images are vacuously right
+    assert torch.equal(task.correct(blank, ds.targets), ~has_lesion)  # nothing to find, nothing falsely found
     assert torch.equal(task.margin(blank, ds.targets) > 0, has_lesion)
+    alarm = out.clone().requires_grad_(True)
+    with torch.no_grad():
+        alarm[:, 0, 0, 0] = 3.0  # a confident detection (score 0.95) in the corner, where no lesion lies
+    assert not bool(task.correct(alarm, ds.targets).any())
+    margin = task.margin(alarm, ds.targets)
+    assert bool((margin > 0).all())
+    (grad,) = torch.autograd.grad(margin[~has_lesion].sum(), alarm)
+    assert float(grad[:, 0, 0, 0].abs().sum()) > 0  # the false alarm's score carries the gradient
     loss, blank_loss = task.loss(out, ds.targets), task.loss(blank, ds.targets)
     assert bool((loss < 1e-4).all()) and bool((blank_loss[has_lesion] > 1).all())
 
@@ -161,7 +169,9 @@ def test_cli_trains_amat_on_phantom_ct_det_and_evaluates_map(
     results = tmp_path / "results.json"
     assert main(["evaluate", str(run), "--json", str(results), "--attack", "pgd", "--norm", "l2", "--eps", "0,0.5",
                  "--steps", "2", "--no-progress", "--threads", "1"]) == 0  # fmt: skip
-    rows = json.loads(results.read_text())["rows"]
+    doc = json.loads(results.read_text())
+    assert {c["name"]: c["passed"] for c in doc["checks"]}["input_gradients"]  # lesion-free images too
+    rows = doc["rows"]
     maps = {r["level"]: r["value"] for r in rows if r["metric"] == "map" and r["threat"] != "clean"}
     assert set(maps) == {0.0, 0.5} and all(0 <= v <= 1 for v in maps.values())
 

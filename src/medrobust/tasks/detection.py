@@ -1,4 +1,4 @@
-"""Object detection with CenterNet outputs: per-sample training loss, predicate "every lesion found", COCO metrics.
+"""Object detection with CenterNet outputs: training loss, predicate "all lesions found, no false alarm", COCO mAP.
 
 The model (e.g. :class:`~medrobust.models.detector.CenterNetFPN`) outputs one map ``(N, K + 4, H, W)`` at the
 image's resolution: ``K`` class heatmap logits whose local maxima are box centres, then the centre's sub-pixel
@@ -8,9 +8,10 @@ arXiv 1904.07850). The loss is CenterNet's: the penalty-reduced focal loss on Ga
 gradient drives the attacks. Decoding keeps the 3×3 local maxima of the sigmoid heatmaps, the ``max_dets``
 highest, as boxes ``(x0, y0, x1, y1)`` in pixels (pixel ``j`` spans ``[j, j + 1)``); no NMS is needed.
 
-The predicate (``correct``) is "every true lesion is found": some detection of its class has IoU ≥ ``iou`` and
-score ≥ ``score`` (vacuously true without lesions); AMAT's loss-defined predicate "loss ≤ τ" is
-:class:`~medrobust.methods.loss_threshold.LossPredicate` over this task. Metrics: COCO mAP@0.5:0.95, mAP@0.5 and
+The predicate (``correct``) is "every true lesion is found and nothing else is": some detection of its class has
+IoU ≥ ``iou`` and score ≥ ``score``, and every detection with score ≥ ``score`` finds a true box. Without the
+second half a lesion-free image could never be wrong (no attack, no margin gradient). AMAT's loss-defined
+predicate "loss ≤ τ" is :class:`~medrobust.methods.loss_threshold.LossPredicate` over this task. Metrics: COCO mAP@0.5:0.95, mAP@0.5 and
 mAP@0.75 (:func:`~medrobust.metrics.detection.coco_map`, checked against pycocotools), the lesion sensitivity at
 ``fppi`` false positives per image, and the predicate rate ``accuracy``.
 """
@@ -36,7 +37,7 @@ MIN_SIGMA = 0.5  # pixels
 
 @dataclass(frozen=True)
 class DetectionTask:
-    """Per-sample CenterNet loss, "every lesion found" predicate and COCO metrics for ``K`` box classes.
+    """Per-sample CenterNet loss, "all found, no false alarm" predicate and COCO metrics for ``K`` box classes.
 
     Args:
         num_classes: ``K``.
@@ -158,33 +159,38 @@ class DetectionTask:
         """The decoded detections ``(N, D, 6)``."""
         return self.decode(output)
 
-    def _best_scores(self, output: Tensor, target: Tensor) -> Tensor:
-        """Per true box the highest score ``(N, G)`` of a detection of its class with IoU ≥ ``iou`` (0 if none)."""
-        det = self.decode(output).detach()
+    def _scores(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Per true box the highest score ``(N, G)`` of a detection of its class with IoU ≥ ``iou`` (0 if none,
+        no gradient), and per image the highest score ``(N,)`` of a detection that finds no true box (a false
+        alarm; differentiable in the output)."""
+        det = self.decode(output)
         t = target.float()
-        iou = D.box_iou(det[..., :4], t[..., :4])  # (N, D, G)
-        same = det[..., 5, None] == t[..., None, :, 4]
-        hits = (iou >= self.iou) & same
-        return (det[..., 4, None] * hits).amax(dim=1) if det.shape[1] else t.new_zeros(t.shape[:2])
+        iou = D.box_iou(det[..., :4].detach(), t[..., :4])  # (N, D, G)
+        hits = (iou >= self.iou) & (det[..., 5, None] == t[..., None, :, 4]) & (t[..., None, :, 4] >= 0)
+        score = det[..., 4]
+        best = (score.detach()[..., None] * hits).amax(dim=1) if t.shape[1] else t.new_zeros(t.shape[:2])
+        return best, (score * ~hits.any(dim=2)).amax(dim=1)
 
     def correct(self, output: Tensor, target: Tensor) -> Tensor:
-        """Bool ``(N,)``: every true box is found (IoU ≥ ``iou``, score ≥ ``score``, same class)."""
-        found = self._best_scores(output, target) >= self.score
-        return (found | (target[..., 4] < 0)).all(dim=1)
+        """Bool ``(N,)``: every true box is found (same class, IoU ≥ ``iou``, score ≥ ``score``) and no detection
+        with score ≥ ``score`` finds none (no confident false alarm)."""
+        best, alarm = self._scores(output, target)
+        return ((best >= self.score) | (target[..., 4] < 0)).all(dim=1) & (alarm < self.score)
 
     def margin(self, output: Tensor, target: Tensor) -> Tensor:
-        """``score − best score of the worst-found box`` ``(N,)`` (> 0 exactly when wrong; ``score − 1`` without
-        boxes), differentiated straight through the heatmap probability at that box's centre pixel."""
+        """``max(score − best score of the worst-found box, false-alarm score − score)`` ``(N,)``: > 0 when wrong,
+        < 0 when right. The false-alarm term is differentiable; the missed-box term is differentiated straight
+        through the heatmap probability at that box's centre pixel (its detection may not exist yet)."""
         valid = target[..., 4] >= 0
-        gap = (self.score - self._best_scores(output, target)).masked_fill(~valid, -1.0)
-        hard, worst = gap.max(dim=1)
-        hard = torch.where(valid.any(dim=1), hard, torch.full_like(hard, self.score - 1))
+        best, alarm = self._scores(output, target)
+        gap = (self.score - best).masked_fill(~valid, -1.0)
+        hard, worst = gap.max(dim=1)  # −1 (below any false-alarm term) without true boxes
         z = output.float()
         _, _, _, px, py = _centres(target.float(), (z.shape[2], z.shape[3]))
         label = target[..., 4].long().clamp(min=0)
         prob = torch.sigmoid(_at_pixels(z[:, : self.num_classes], px, py).gather(2, label[..., None]).squeeze(2))
         soft = prob.gather(1, worst[:, None]).squeeze(1) * valid.any(dim=1)
-        return hard - (soft - soft.detach())
+        return torch.maximum(hard - (soft - soft.detach()), alarm - self.score)
 
     def check_target(self, target: Tensor) -> None:
         """Raise :class:`DataError` unless ``target`` is finite float ``(N, G, 5)`` boxes with classes in −1..K−1."""

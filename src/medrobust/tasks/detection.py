@@ -11,9 +11,9 @@ highest, as boxes ``(x0, y0, x1, y1)`` in pixels (pixel ``j`` spans ``[j, j + 1)
 The predicate (``correct``) is "every true lesion is found and nothing else is": some detection of its class has
 IoU ≥ ``iou`` and score ≥ ``score``, and every detection with score ≥ ``score`` finds a true box. Without the
 second half a lesion-free image could never be wrong (no attack, no margin gradient). AMAT's loss-defined
-predicate "loss ≤ τ" is :class:`~medrobust.methods.loss_threshold.LossPredicate` over this task. Metrics: COCO mAP@0.5:0.95, mAP@0.5 and
-mAP@0.75 (:func:`~medrobust.metrics.detection.coco_map`, checked against pycocotools), the lesion sensitivity at
-``fppi`` false positives per image, and the predicate rate ``accuracy``.
+predicate "loss ≤ τ" is :class:`~medrobust.methods.loss_threshold.LossPredicate` over this task. Metrics: COCO
+mAP@0.5:0.95, mAP@0.5 and mAP@0.75 (:func:`~medrobust.metrics.detection.coco_map`, checked against pycocotools),
+the lesion sensitivity at ``fppi`` false positives per image, and the predicate rate ``accuracy``.
 """
 
 from __future__ import annotations

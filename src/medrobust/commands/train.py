@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = json.loads((Path(args.out) / METRICS).read_text())
     print(f"\nclean test metrics (n = {metrics['n']}):")
     if trained.task.dense:  # e.g. Dice / MRE / SDR, then the predicate rate
-        shown = [*(k for k in metrics if k not in ("split", "n", "accuracy", "provenance")), "accuracy"]
+        numbers = [k for k, v in metrics.items() if isinstance(v, int | float) and k not in ("n", "accuracy")]
+        shown = [*numbers, "accuracy"]
     else:
         shown = list(CLEAN_METRICS)
     print(Table.of(shown, [[metrics[k] for k in shown]]).to_markdown())

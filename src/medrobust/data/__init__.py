@@ -17,6 +17,7 @@ from medrobust.data import (  # noqa: F401  (register loaders)
     mrnet,
     phantom,
     phantom_dense,
+    phantom_det,
 )
 from medrobust.data.base import ArrayDataset, DatasetInfo, task_for
 from medrobust.data.registry import DATASETS, load

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from medrobust.errors import DataError
-from medrobust.tasks import AnyTask, ClassificationTask, LandmarkTask, SegmentationTask
+from medrobust.tasks import AnyTask, ClassificationTask, DetectionTask, LandmarkTask, SegmentationTask
 from medrobust.tasks.records import kind_capabilities
 
 SPLITS = ("train", "val", "test")
@@ -31,7 +31,8 @@ class DatasetInfo:
 
     Attributes:
         name: registry name, e.g. ``"phantom-ct"``.
-        task_kind: ``"multiclass"``, ``"binary"``, ``"multilabel"``, ``"segmentation"`` or ``"landmark"``.
+        task_kind: ``"multiclass"``, ``"binary"``, ``"multilabel"``, ``"segmentation"``, ``"landmark"`` or
+            ``"detection"``.
         channels: image channels ``C``.
         spatial: spatial shape, ``(H, W)`` or ``(D, H, W)``.
         num_classes: classes (or labels, for multi-label).
@@ -62,6 +63,8 @@ def task_for(info: DatasetInfo, **options: Any) -> AnyTask:
         return SegmentationTask(num_classes=info.num_classes, class_names=info.class_names, **options)
     if kind == "landmark":
         return LandmarkTask(num_landmarks=info.num_classes, class_names=info.class_names, **options)
+    if kind == "detection":
+        return DetectionTask(num_classes=info.num_classes, class_names=info.class_names, **options)
     if kind not in ("multiclass", "binary", "multilabel"):
         raise DataError(f"dataset {info.name!r} has task kind {kind!r}, which has no task implementation yet")
     return ClassificationTask(kind=kind, num_classes=info.num_classes, class_names=info.class_names, **options)  # type: ignore[arg-type]
@@ -94,7 +97,8 @@ class ArrayDataset(torch.utils.data.Dataset[tuple[Tensor, Tensor, int]]):
     Args:
         images: ``(N, C, *spatial)`` uint8 (scaled by 1/255) or floating in [0, 1].
         targets: ``(N,)`` integer labels, ``(N, L)`` 0/1 for multi-label, ``(N, *spatial)`` integer masks
-            (segmentation) or ``(N, K, 2)`` float (row, col) pixel coordinates (landmarks).
+            (segmentation), ``(N, K, 2)`` float (row, col) pixel coordinates (landmarks) or ``(N, G, 5)`` float
+            boxes ``(x0, y0, x1, y1, class)``, class −1 for padding (detection).
         info: metadata.
         extras: optional per-sample arrays (e.g. lesion masks ``(N, H, W)``, centres ``(N, 2)``).
 
@@ -114,7 +118,7 @@ class ArrayDataset(torch.utils.data.Dataset[tuple[Tensor, Tensor, int]]):
         _validate(images, targets, info)
         self.images = torch.from_numpy(np.ascontiguousarray(images))
         raw = torch.from_numpy(np.ascontiguousarray(targets))
-        self.targets = raw.float() if info.task_kind == "landmark" else raw.long()
+        self.targets = raw.float() if info.task_kind in ("landmark", "detection") else raw.long()
         self.info = info
         self.extras = dict(extras or {})
 
@@ -176,12 +180,21 @@ def _validate(images: NDArray[Any], targets: NDArray[Any], info: DatasetInfo) ->
 
 
 def _validate_dense(t: NDArray[Any], info: DatasetInfo, where: str) -> None:
-    """Segmentation masks ``(N, *spatial)`` integer in ``0..K−1``; landmarks ``(N, K, 2)`` finite float."""
+    """Segmentation masks ``(N, *spatial)`` integer in ``0..K−1``; landmarks ``(N, K, 2)`` finite float; detection
+    boxes ``(N, G, 5)`` as :meth:`DetectionTask.check_target` wants them."""
     if info.task_kind == "segmentation":
         if t.shape[1:] != tuple(info.spatial) or not np.issubdtype(t.dtype, np.integer):
             raise DataError(f"{where}: masks must be integer (N, *{info.spatial}); got {t.dtype} {t.shape}")
         if t.min() < 0 or t.max() >= info.num_classes:
             raise DataError(f"{where}: mask labels must lie in 0..{info.num_classes - 1}; got {t.min()}..{t.max()}")
+        return
+    if info.task_kind == "detection":
+        if not np.issubdtype(t.dtype, np.floating):
+            raise DataError(f"{where}: detection boxes must be float (N, G, 5); got {t.dtype} {t.shape}")
+        try:
+            DetectionTask(num_classes=info.num_classes).check_target(torch.from_numpy(np.ascontiguousarray(t)))
+        except DataError as err:
+            raise DataError(f"{where}: {err}") from None
         return
     if t.ndim != 3 or t.shape[1:] != (info.num_classes, 2) or not np.issubdtype(t.dtype, np.floating):
         raise DataError(f"{where}: landmarks must be float (N, {info.num_classes}, 2); got {t.dtype} {t.shape}")

@@ -25,7 +25,7 @@ def _mrnet_present(path: Path) -> str:
     return "yes" if not missing else f"no ({', '.join(missing)} missing in {path})"
 
 
-for _name in ("phantom-ct", "phantom-ct-seg", "phantom-ct-landmark"):
+for _name in ("phantom-ct", "phantom-ct-seg", "phantom-ct-landmark", "phantom-ct-det"):
     register_location(_name, Location(None, "nothing (simulated)"))
 register_location("fashion-mnist", Location(DEBIAN_FOLDER, "the four Fashion-MNIST IDX files", _fashion_present))
 register_location("mrnet", Location(None, "train/, valid/ and the MRNet label CSVs", _mrnet_present))

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
@@ -43,7 +44,7 @@ LUNG_WINDOW = (1500.0, -600.0)  # width, level (HU)
 MU_WATER = 0.0193  # 1/mm at about 70 keV
 VERSION = 1  # bump when the generator changes, so stale cache files are not reused
 _SALT = 0x5EED_C7
-_CHUNK = 128
+CHUNK = 128
 _KEYS = ("image", "label", "label3", "mask", "lung_mask", "center", "spine_center")
 
 
@@ -71,7 +72,7 @@ def _window(hu: torch.Tensor) -> NDArray[np.uint8]:
     return (unit * 255).round().to(torch.uint8).numpy()
 
 
-def _check(n: int, size: int, seed: int, split: str, label: str, dose: float, window: str) -> None:
+def check_options(n: int, size: int, seed: int, split: str, label: str, dose: float, window: str) -> None:
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if size not in SIZES:
@@ -124,16 +125,17 @@ def simulate(
     Shape:
         see Returns.
     """
-    _check(n, size, seed, split, label, dose, window)
+    check_options(n, size, seed, split, label, dose, window)
     lesions = lesions or LesionSpec()
     split_id = SPLITS.index(split)
     kinds = _kinds(n, seed, split_id, label)
     parts: list[dict[str, NDArray[Any]]] = []
     bar = tqdm(total=n, desc=f"phantom-ct {split}", unit="img", disable=not progress or not sys.stderr.isatty())
     with num_threads(1):  # many small ops: threads gain little and stall badly on shared cores (10× measured)
-        for start in range(0, n, _CHUNK):
-            rngs = [np.random.default_rng([_SALT, seed, split_id, i]) for i in range(start, min(start + _CHUNK, n))]
-            parts.append(_chunk(rngs, kinds[start : start + len(rngs)], size, dose, window, n_angles, lesions))
+        for start in range(0, n, CHUNK):
+            rngs = [np.random.default_rng([_SALT, seed, split_id, i]) for i in range(start, min(start + CHUNK, n))]
+            chunk = [int(k) for k in kinds[start : start + len(rngs)]]
+            parts.append(simulate_slices(rngs, chunk, size, dose, window, n_angles, lesions))
             bar.update(len(rngs))
     bar.close()
     arrays = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
@@ -142,18 +144,31 @@ def simulate(
     return arrays
 
 
-def _chunk(
+def simulate_slices(
     rngs: list[np.random.Generator],
-    kinds: NDArray[np.int64],
+    kinds: Sequence[int | Sequence[int]],
     size: int,
     dose: float,
     window: str,
     n_angles: int | None,
     lesions: LesionSpec,
+    max_boxes: int = 0,
 ) -> dict[str, NDArray[Any]]:
-    """Simulate one batch, one generator per sample: anatomy, rendering, scan, window, landmarks."""
+    """Simulate one batch, one generator per sample: anatomy, rendering, scan, window, landmarks.
+
+    Args:
+        rngs: one generator per sample.
+        kinds: per sample a lesion kind (0 none, 1 solid, 2 ground-glass) or a sequence of kinds (several lesions).
+        size, dose, window, n_angles, lesions: as for :func:`simulate`.
+        max_boxes: ``K > 0`` also returns ``boxes``, float32 ``(B, K, 5)`` rows ``(x0, y0, x1, y1, kind − 1)`` in
+            pixels (pixel ``j`` spans ``[j, j + 1)``; clipped to the image), padded with rows of −1.
+
+    Returns:
+        ``image``, ``mask``, ``lung_mask``, ``center``, ``spine_center`` as in :func:`simulate` (``center``: the
+        first lesion's), and ``boxes`` when ``max_boxes > 0``.
+    """
     pixel = FOV_MM / size
-    slices = [sample_anatomy(rng, int(kind), lesions, pixel) for rng, kind in zip(rngs, kinds)]
+    slices = [sample_anatomy(rng, kind, lesions, pixel) for rng, kind in zip(rngs, kinds)]
     flags = [np.isin(np.arange(len(s.shapes)), s.lesion_rows) for s in slices]
     k = max(len(f) for f in flags)
     lesion = torch.tensor(np.stack([np.pad(f, (0, k - len(f))) for f in flags]))
@@ -162,13 +177,28 @@ def _chunk(
     image = _window(_scan(hu, dose, noise_seeds, window, n_angles))[:, None]
     landmarks = np.array([[s.lesion_center or (np.nan, np.nan), s.spine_center] for s in slices])
     landmarks = (landmarks / pixel + (size - 1) / 2).astype(np.float32)  # mm (y, x) → pixels (row, col)
-    return {
+    out = {
         "image": image,
         "mask": _with_center(mask.numpy(), landmarks[:, 0]),
         "lung_mask": lung.numpy().astype(np.uint8),
         "center": landmarks[:, 0],
         "spine_center": landmarks[:, 1],
     }
+    if max_boxes > 0:
+        out["boxes"] = np.stack([_pixel_boxes(s.lesion_boxes, max_boxes, size) for s in slices])
+    return out
+
+
+def _pixel_boxes(boxes: Sequence[tuple[int, float, float, float, float]], k: int, size: int) -> NDArray[np.float32]:
+    """Lesion boxes in mm ``(kind, x0, y0, x1, y1)`` → ``(k, 5)`` pixel rows ``(x0, y0, x1, y1, kind − 1)``, −1 pad."""
+    if len(boxes) > k:
+        raise ConfigError(f"{len(boxes)} lesions in a slice but only {k} box rows")  # programming error guard
+    out = np.full((k, 5), -1.0, dtype=np.float32)
+    pixel = FOV_MM / size
+    for j, (kind, *corners) in enumerate(boxes):
+        out[j, :4] = np.clip(np.asarray(corners) / pixel + size / 2, 0, size)  # mm from the centre → [0, size]
+        out[j, 4] = kind - 1
+    return out
 
 
 def _with_center(mask: NDArray[np.bool_], centers: NDArray[np.float32]) -> NDArray[np.uint8]:
@@ -185,11 +215,11 @@ def cache_dir(root: str | None = None) -> Path:
     return Path(root or os.environ.get("MEDROBUST_CACHE") or Path.home() / ".cache" / "medrobust")
 
 
-def _read_cache(path: Path, n: int, size: int) -> dict[str, NDArray[Any]] | None:
-    """The cached arrays, or ``None`` (with a warning) when the file is unreadable or does not match."""
+def read_cache(path: Path, n: int, size: int, keys: Sequence[str] = _KEYS) -> dict[str, NDArray[Any]] | None:
+    """The cached arrays ``keys``, or ``None`` (with a warning) when the file is unreadable or does not match."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in _KEYS}
+            arrays = {key: npz[key] for key in keys}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         warnings.warn(f"phantom-ct cache file {path} is unreadable ({err}); regenerating it", stacklevel=3)
         return None
@@ -199,7 +229,7 @@ def _read_cache(path: Path, n: int, size: int) -> dict[str, NDArray[Any]] | None
     return arrays
 
 
-def _write_cache(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
+def write_cache(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
     """Write ``arrays`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +282,7 @@ def phantom_ct(
         images uint8 ``(N, 1, S, S)``; targets ``(N,)``.
     """
     n = DEFAULT_N.get(split, 0) if n is None else n
-    _check(n, size, seed, split, label, dose, window)
+    check_options(n, size, seed, split, label, dose, window)
     params = {
         "size": size,
         "n": n,
@@ -264,11 +294,11 @@ def phantom_ct(
         "version": VERSION,
     }
     path = cache_dir(root) / "phantom-ct" / ("_".join(f"{k}{v}" for k, v in params.items()) + ".npz")
-    arrays = _read_cache(path, n, size) if cache and path.exists() else None
+    arrays = read_cache(path, n, size) if cache and path.exists() else None
     if arrays is None:
         arrays = simulate(n, size, seed, split=split, label=label, dose=dose, window=window, progress=progress)
         if cache:
-            _write_cache(path, arrays)
+            write_cache(path, arrays)
     binary = label == "binary"
     info = DatasetInfo(
         name="phantom-ct",

@@ -3,8 +3,9 @@
 One axial slice at heart level in radiological convention (anterior up, the patient's left on the image
 right, millimetres from the centre of a 360 mm field of view): body outline, subcutaneous fat, two lung fields,
 mediastinum, heart, descending aorta, a thoracic vertebra (body, canal, arch, spinous process), ribs, sternum,
-lung vessels (dots and short lines) and, optionally, one lesion inside a lung: a solid nodule (sharp, possibly
-lobulated, soft-tissue density) or a ground-glass opacity (soft-edged, a few hundred HU above the lung).
+lung vessels (dots and short lines) and, optionally, lesions inside the lungs (one for ``phantom-ct``, up to ``k``
+apart from each other for ``phantom-ct-det``): solid nodules (sharp, possibly lobulated, soft-tissue density) or
+ground-glass opacities (soft-edged, a few hundred HU above the lung).
 
 Every shape is a row ``(cx, cy, a, b, angle, value, additive, edge, lung)``: centre and semi-axes in mm,
 rotation in radians, HU value that replaces (or, if ``additive``, adds to) what is below, edge width in mm for
@@ -17,6 +18,7 @@ reconstruction of a head section", IEEE Trans. Nucl. Sci. 1974.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,12 +42,17 @@ class LesionSpec:
 
 @dataclass(frozen=True)
 class Anatomy:
-    """One sampled slice: its shapes, which of them form the lesion, and the landmarks (mm, (y, x))."""
+    """One sampled slice: its shapes, which of them form lesions, the landmarks (mm, (y, x)) and the lesion boxes.
+
+    ``lesion_center`` is the centre of the first lesion; ``lesion_boxes`` holds one ``(kind, x0, y0, x1, y1)`` (mm)
+    per lesion: the bounding box of its ellipses (main ellipse and lobules).
+    """
 
     shapes: NDArray[np.float64]
     lesion_rows: tuple[int, ...]
     lesion_center: tuple[float, float] | None
     spine_center: tuple[float, float]
+    lesion_boxes: tuple[tuple[int, float, float, float, float], ...] = ()
 
 
 def _row(
@@ -74,6 +81,18 @@ def ellipse_level(shapes: NDArray[np.float64], x: NDArray[np.float64], y: NDArra
     u = dx * np.cos(angle) + dy * np.sin(angle)
     v = dy * np.cos(angle) - dx * np.sin(angle)
     return np.sqrt((u / a) ** 2 + (v / b) ** 2)
+
+
+def ellipse_box(rows: Sequence[Sequence[float]]) -> tuple[float, float, float, float]:
+    """Bounding box ``(x0, y0, x1, y1)`` (mm) of the union of ellipse rows (rotated semi-axes included).
+
+    A row rotated by ``θ`` reaches ``√(a²cos²θ + b²sin²θ)`` along x and ``√(a²sin²θ + b²cos²θ)`` along y.
+    """
+    r = np.asarray(rows, dtype=np.float64)
+    cx, cy, a, b, angle = (r[:, j] for j in range(5))
+    hx = np.hypot(a * np.cos(angle), b * np.sin(angle))
+    hy = np.hypot(a * np.sin(angle), b * np.cos(angle))
+    return float((cx - hx).min()), float((cy - hy).min()), float((cx + hx).max()), float((cy + hy).max())
 
 
 def _body(rng: np.random.Generator) -> tuple[list[list[float]], tuple[float, float, float, float]]:
@@ -255,8 +274,11 @@ def _lesion(
     return rows, center
 
 
-def sample_anatomy(rng: np.random.Generator, kind: int, spec: LesionSpec, pixel_mm: float) -> Anatomy:
-    """Draw one slice with lesion ``kind`` (0 none, 1 solid, 2 ground-glass) from ``rng``."""
+def sample_anatomy(rng: np.random.Generator, kind: int | Sequence[int], spec: LesionSpec, pixel_mm: float) -> Anatomy:
+    """Draw one slice from ``rng`` with lesion ``kind`` (0 none, 1 solid, 2 ground-glass) or several kinds.
+
+    Several lesions are placed one after the other, each clear of those before it (their discs become blockers).
+    """
     body_rows, body = _body(rng)
     lungs = _lungs(rng, body)
     center_rows = _center(rng, body)
@@ -264,11 +286,19 @@ def sample_anatomy(rng: np.random.Generator, kind: int, spec: LesionSpec, pixel_
     bone_rows = _bones(rng, body)
     blockers = np.asarray(center_rows + spine_rows + bone_rows)
     rows = body_rows + lungs + center_rows + spine_rows + bone_rows + _vessels(rng, lungs)
-    lesion_rows: tuple[int, ...] = ()
-    lesion_center = None
-    if kind != NONE:
-        extra, (lx, ly) = _lesion(rng, kind, np.asarray(lungs), blockers, spec, pixel_mm)
-        lesion_rows = tuple(range(len(rows), len(rows) + len(extra)))
-        lesion_center = (ly, lx)
+    lesion_rows: list[int] = []
+    centers: list[tuple[float, float]] = []
+    boxes: list[tuple[int, float, float, float, float]] = []
+    for k in [kind] if isinstance(kind, int | np.integer) else list(kind):
+        if k == NONE:
+            continue
+        extra, (lx, ly) = _lesion(rng, int(k), np.asarray(lungs), blockers, spec, pixel_mm)
+        lesion_rows += range(len(rows), len(rows) + len(extra))
+        centers.append((ly, lx))
+        boxes.append((int(k), *ellipse_box(extra)))
+        x0, y0, x1, y1 = boxes[-1][1:]
+        reach = 0.5 * math.hypot(x1 - x0, y1 - y0)
+        blockers = np.vstack([blockers, _row(0.5 * (x0 + x1), 0.5 * (y0 + y1), reach, reach, 0.0)])
         rows += extra
-    return Anatomy(np.asarray(rows, dtype=np.float64), lesion_rows, lesion_center, (spine_y, spine_x))
+    return Anatomy(np.asarray(rows, dtype=np.float64), tuple(lesion_rows), centers[0] if centers else None,
+                   (spine_y, spine_x), tuple(boxes))  # fmt: skip

@@ -29,7 +29,7 @@ METHODS.register("fast_at", help="fast adversarial training: FGSM from a random 
 METHODS.register("ima", help="IMA: per-sample increasing-margin adversarial training (Ma & Liang 2023)")(
     IMA.from_options
 )
-METHODS.register("amat", help="AMAT: IMA with a task/loss-defined margin, for segmentation and landmarks")(amat)
+METHODS.register("amat", help="AMAT: IMA with a task/loss-defined margin (segmentation, landmarks, detection)")(amat)
 METHODS.register("augmix", help="AugMix + Jensen-Shannon consistency, lambda 12 (Hendrycks et al. 2020)")(AugMix)
 METHODS.register(
     "robust_augmix", help="RobustAugMix: JS over clean, AugMix and PGD views (Martinez-Martinez & Brown 2022)"

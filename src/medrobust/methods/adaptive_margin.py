@@ -53,7 +53,9 @@ ADV_MEANS = ("batch", "adversarial")
 ADV_SAMPLES = ("flipped", "correct")
 CLEAN_PREDICATES = ("strict", "any")
 START_RADII = ("margin", "lagged")
+REFINE_FLOORS = ("zero", "delta")
 LANDMARK_ALPHA = 5.0  # amat_conf d0aa94e landmark_detection/train_AMAT_2zscore.py L172 (alpha = 5)
+DETECTION_ALPHA = 5.0  # amat_conf d0aa94e yolov5/train_AMAT.py L607 (alpha = 5)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ class MarginAttack:
     Args:
         norm: ``"l2"`` (published) or ``"linf"``.
         alpha: step length ``alpha·E[i]/steps`` (4: MedMNIST_CNN_IMA.py L209); None: the task's published value,
-            5 for landmarks (amat_conf ``landmark_detection/train_AMAT_2zscore.py`` L172) and 4 otherwise.
+            5 for landmarks (amat_conf ``landmark_detection/train_AMAT_2zscore.py`` L172) and detection
+            (``yolov5/train_AMAT.py`` L607), 4 otherwise.
         steps: PGD steps (20).
         loss: ``"ce"`` (summed task loss) or ``"margin"`` (soft logit margin, PathMNIST/CIFAR-10).
         random_start: ``"sphere"`` (published quirk Q1) or ``"ball"``. In training each sample's start is drawn
@@ -143,14 +146,20 @@ class MarginSchedule:
         e_max: largest margin (PathMNIST 3.0; COVID-CT 12; ∞ allowed).
         only_grow: margins never decrease (AMAT, landmarks).
         stable_epochs: N for the ``margin_stable`` stop signal (0: off).
+        refine_floor: a refined margin is at least ``"zero"`` (IMA) or ``"delta"`` (AMAT's detection rule,
+            ``E_new = max((E_new + ‖x_adv − x‖)/2, δ)``: amat_conf ``yolov5/train_AMAT.py`` L706); None: the task's
+            published rule (``"delta"`` for detection, ``"zero"`` otherwise).
     """
 
     delta: float = 0.03
     e_max: float = 3.0
     only_grow: bool = False
     stable_epochs: int = 0
+    refine_floor: str | None = "zero"
 
     def __post_init__(self) -> None:
+        if self.refine_floor is not None:
+            choice("ima", "refine_floor", self.refine_floor, REFINE_FLOORS)
         positive("ima", "delta", self.delta)
         positive("ima", "e_max", self.e_max, allow_inf=True)
         positive("ima", "margin_stable_epochs", self.stable_epochs, allow_zero=True)
@@ -275,13 +284,14 @@ class IMA(TrainingMethod):
         adv_samples: str = "flipped",
         clean_predicate: str = "strict",
         clean_tau: float | None = None,
+        refine_floor: str | None = "zero",
         name: str = "ima",
     ) -> IMA:
         """IMA from flat options (a config file's ``method.options``); defaults are the published ones."""
         return cls(
             MarginAttack(norm, alpha, steps, attack_loss, random_start, train_mode_attack, start_radius),
             BoundarySearch(stop, bracket, refine, refine_steps, far_end, search_batch),
-            MarginSchedule(delta, e_max, only_grow, margin_stable_epochs),
+            MarginSchedule(delta, e_max, only_grow, margin_stable_epochs, refine_floor),
             beta=beta, predicate=predicate, tau=tau, adv_mean=adv_mean, adv_samples=adv_samples,
             clean_predicate=clean_predicate, clean_tau=clean_tau, report_eps=report_eps, name=name,
         )  # fmt: skip
@@ -296,8 +306,11 @@ class IMA(TrainingMethod):
         else:
             self.clean_task = None if self.clean_predicate == "any" else self.task
         if self.attack.alpha is None:
-            alpha = LANDMARK_ALPHA if task.kind == "landmark" else 4.0
+            alpha = {"landmark": LANDMARK_ALPHA, "detection": DETECTION_ALPHA}.get(task.kind, 4.0)
             self.attack = dataclasses.replace(self.attack, alpha=alpha)
+        if self.schedule.refine_floor is None:
+            floor = "delta" if task.kind == "detection" else "zero"
+            self.schedule = dataclasses.replace(self.schedule, refine_floor=floor)
 
     def _state(self) -> Margins:
         if self.margins is None or self.task is None:
@@ -400,7 +413,8 @@ class IMA(TrainingMethod):
         margins = self._state()
         seen, ok = margins.seen, margins.clean_ok
         sched = self.schedule
-        expanded, refined = margins.update(sched.delta, sched.e_max, sched.only_grow)
+        floor = sched.delta if sched.refine_floor == "delta" else 0.0
+        expanded, refined = margins.update(sched.delta, sched.e_max, sched.only_grow, floor)
         n_seen = max(int(seen.sum()), 1)
         self.epochs_without_expansion = 0 if bool(expanded.any()) else self.epochs_without_expansion + 1
         logs = margin_logs(margins.E[seen], ok[seen], self.report_eps)

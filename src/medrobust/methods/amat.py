@@ -3,7 +3,7 @@
 
 The defaults follow the official code, SarielMa/amat_conf at d0aa94e (``nnUNet/nnunet/AMAT/
 RobustDNN_AMAT_claregseg.py``, ``nnUNet/nnunet/training/network_training/nnUNetTrainerV2.py``,
-``landmark_detection/train_AMAT_2zscore.py``).
+``landmark_detection/train_AMAT_2zscore.py``, ``yolov5/train_AMAT.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ AMAT_DEFAULTS: dict[str, Any] = {
     "adv_samples": "correct",  # A = every clean-correct sample (model_Xn_advc_p=0: run_AMAT_training.py L234, L437-440)
     "clean_predicate": "any",  # clean predicate Dice ≥ 0, always true (nnUNetTrainerV2.py L330-337)
     "start_radius": "lagged",  # start radius min(max(E − δ, δ), E) (nnUNetTrainerV2.py L450, RobustDNN_PGD.py L235-244)
+    "refine_floor": None,  # by task: E_new floored at δ for detection (yolov5/train_AMAT.py L706), else at 0
 }
 LEGACY_OPTIONS: dict[str, Any] = {
     "alpha": 4.0,
@@ -43,15 +44,20 @@ def amat(**options: Any) -> IMA:
     ``rx, ry ≤ 0.02774``, train_AMAT_2zscore.py L63-67). The adversarial term is the mean over **every** sample's
     final PGD point at its own radius (``adv_samples="correct"`` with the permissive ``clean_predicate="any"``;
     ``clean_tau`` sets a loose clean threshold of its own instead); the random start has radius
-    ``min(max(E − δ, δ), E)``; α = 5 for landmarks and 4 otherwise; ``e_max`` defaults to ∞; ``only_grow=True``
-    is the landmark setting. There is no published δ for segmentation; the default 0.1 is ours. The behaviour of
-    medrobust before issue 12 is ``amat(**LEGACY_OPTIONS)`` (adversarial term over the clean-correct flipped
-    samples, the strict τ on the clean output too, start at radius ``E``, α = 4).
+    ``min(max(E − δ, δ), E)``; α = 5 for landmarks and detection and 4 otherwise; ``e_max`` defaults to ∞;
+    ``only_grow=True`` is the landmark setting. Detection (YOLOv5 on BCCD in the paper, yolov5/train_AMAT.py) adds
+    one rule, ``refine_floor="delta"`` (the default for a detection task): a refined margin never falls below δ;
+    its adversarial term is over every sample as above (L245-249), and its published δ is 2.5 with ``E_max`` 15.
+    There is no published δ for segmentation; the default 0.1 is ours. The behaviour of medrobust before issue 12
+    is ``amat(**LEGACY_OPTIONS)`` (adversarial term over the clean-correct flipped samples, the strict τ on the
+    clean output too, start at radius ``E``, α = 4).
 
     Examples:
         >>> m = amat(tau=0.9)
         >>> m.name, m.search.stop, m.schedule.e_max, m.adv_mean, m.adv_samples, m.clean_predicate
         ('amat', 'final', inf, 'adversarial', 'correct', 'any')
+        >>> m.schedule.refine_floor is None  # "delta" for detection, "zero" otherwise, fixed at setup
+        True
         >>> amat(**LEGACY_OPTIONS).adv_samples
         'flipped'
     """

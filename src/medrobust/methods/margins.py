@@ -39,10 +39,10 @@ class Margins:
         current = self.E_new[index]
         self.E_new[index] = torch.where(clean_ok & flipped, (current + distance.to(current.dtype)) / 2, current)
 
-    def update(self, delta: float, e_max: float, only_grow: bool = False) -> tuple[Tensor, Tensor]:
-        """Epoch end: expand (correct, never flipped: ``E += δ``), refine (correct, flipped: ``E = E_new``),
-        leave misclassified samples alone, clamp to ``[0, e_max]``; ``only_grow`` never lowers a margin (AMAT's
-        landmark setting).
+    def update(self, delta: float, e_max: float, only_grow: bool = False, floor: float = 0.0) -> tuple[Tensor, Tensor]:
+        """Epoch end: expand (correct, never flipped: ``E += δ``), refine (correct, flipped: ``E = max(E_new,
+        floor)``), leave misclassified samples alone, clamp to ``[0, e_max]``; ``only_grow`` never lowers a margin
+        (AMAT's landmark setting); ``floor = δ`` is AMAT's detection rule.
 
         Returns:
             The bool masks of the samples whose margin grew (expanded and not already at ``e_max``) and of the
@@ -50,7 +50,8 @@ class Margins:
         """
         expand = self.seen & self.clean_ok & ~self.flipped
         refine = self.seen & self.clean_ok & self.flipped
-        updated = torch.where(expand, self.E + delta, torch.where(refine, self.E_new, self.E)).clamp(0, e_max)
+        updated = torch.where(expand, self.E + delta, torch.where(refine, self.E_new.clamp(min=floor), self.E))
+        updated = updated.clamp(0, e_max)
         updated = torch.maximum(updated, self.E) if only_grow else updated
         grown = expand & (updated > self.E)
         self.E = updated

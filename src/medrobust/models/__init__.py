@@ -18,6 +18,7 @@ from torch import nn
 
 from medrobust.errors import ConfigError
 from medrobust.models import monai_nets
+from medrobust.models.detector import BOX_CHANNELS, CenterNetFPN
 from medrobust.models.mrnet import MRNet
 from medrobust.models.normalize import Normalize
 from medrobust.models.resnet import ResNet18
@@ -86,6 +87,21 @@ def takes_image_size(name: str) -> bool:
     return "image_size" in inspect.signature(MODELS.get(name).factory).parameters
 
 
+@MODELS.register(
+    "centernet", dense=True, help="ResNet-FPN with CenterNet heads (0.34 M parameters at width 16): detection"
+)
+def centernet(
+    *, in_channels: int, num_outputs: int, width: int = 16, fpn_width: int | None = None, norm: str = "batch",
+    spatial_dims: int = 2,
+) -> nn.Module:  # fmt: skip
+    """Anchor-free detector for ``num_outputs − 4`` classes (see :class:`CenterNetFPN`); 2D only."""
+    if spatial_dims != 2:
+        raise ConfigError("model 'centernet' takes 2D images; there is no 3D detector")
+    if num_outputs <= BOX_CHANNELS:
+        raise ConfigError(f"model 'centernet' needs num_outputs = classes + 4 (a detection task), got {num_outputs}")
+    return CenterNetFPN(in_channels, num_outputs - BOX_CHANNELS, width=width, fpn_width=fpn_width, norm=norm)
+
+
 def create(
     name: str,
     *,
@@ -113,4 +129,4 @@ def create(
     return Normalize(entry.factory(in_channels=in_channels, num_outputs=num_outputs, **options), mean, std)
 
 
-__all__ = ["MODELS", "MRNet", "Normalize", "ResNet18", "SmallCNN", "UNet", "create", "takes_image_size"]
+__all__ = ["MODELS", "CenterNetFPN", "MRNet", "Normalize", "ResNet18", "SmallCNN", "UNet", "create", "takes_image_size"]

@@ -235,7 +235,8 @@ def _show(ax: Any, img: Tensor) -> None:
 
 
 def _overlay(ax: Any, task: Any, out: Tensor, y: Tensor) -> None:
-    """Predicted mask (filled) and true mask (contour) for segmentation; predicted (×) and true (○) landmarks."""
+    """Predicted mask (filled) and true mask (contour) for segmentation; predicted (×) and true (○) landmarks;
+    true boxes (cyan) and detections with score ≥ the task's (red) for detection."""
     if task.kind == "segmentation":
         pred = task.predict(out)[0].float()
         pred, truth = (pred[pred.shape[0] // 2], y[0][y.shape[1] // 2]) if pred.ndim == 3 else (pred, y[0])
@@ -248,6 +249,13 @@ def _overlay(ax: Any, task: Any, out: Tensor, y: Tensor) -> None:
         p, t = task.predict(out)[0].numpy(), y[0].numpy()
         ax.scatter(t[:, 1], t[:, 0], s=18, facecolors="none", edgecolors="cyan", linewidths=0.9)
         ax.scatter(p[:, 1], p[:, 0], s=18, marker="x", color="red", linewidths=0.9)
+    elif task.kind == "detection":
+        from matplotlib.patches import Rectangle
+
+        shown = task.predict(out)[0]
+        for boxes, colour in ((y[0][y[0][:, 4] >= 0], "cyan"), (shown[shown[:, 4] >= task.score], "red")):
+            for x0, y0, x1, y1 in boxes[:, :4].tolist():  # pixel j spans [j, j + 1); imshow centres it at j
+                ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color=colour, lw=0.8))
 
 
 def _verdict(task: Any, out: Tensor, y: Tensor) -> str:
@@ -257,6 +265,8 @@ def _verdict(task: Any, out: Tensor, y: Tensor) -> str:
         return f"Dice {float(task.dice(out, y, reduce=None).reshape(-1)[0]):.2f} {ok}"
     if task.kind == "landmark":
         return f"error {float(task.error(out, y)[0]):.2f} {ok}"
+    if task.kind == "detection":
+        return f"{int((y[0][:, 4] >= 0).sum())} lesions {ok}"
     probs = task.probabilities(out)[0]
     names = list(task.class_names) or [str(i) for i in range(task.num_classes)]
     if task.kind == "multilabel":

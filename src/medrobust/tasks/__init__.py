@@ -7,11 +7,12 @@ from typing import Any
 from medrobust.errors import DataError
 from medrobust.tasks.base import Task
 from medrobust.tasks.classification import ClassificationTask
+from medrobust.tasks.detection import DetectionTask
 from medrobust.tasks.landmark import LandmarkTask
 from medrobust.tasks.segmentation import SegmentationTask
 
-DenseTask = SegmentationTask | LandmarkTask
-AnyTask = ClassificationTask | SegmentationTask | LandmarkTask
+DenseTask = SegmentationTask | LandmarkTask | DetectionTask
+AnyTask = ClassificationTask | SegmentationTask | LandmarkTask | DetectionTask
 
 
 def task_from_dict(state: dict[str, Any]) -> AnyTask:
@@ -22,6 +23,8 @@ def task_from_dict(state: dict[str, Any]) -> AnyTask:
         return SegmentationTask(**fields)
     if kind == "landmark":
         return LandmarkTask(**fields)
+    if kind == "detection":
+        return DetectionTask(**fields)
     if kind in ("multiclass", "binary", "multilabel"):
         return ClassificationTask(**fields)
     raise DataError(f"unknown task kind {kind!r} in the saved task; the checkpoint was written by a newer medrobust")
@@ -31,6 +34,7 @@ __all__ = [
     "AnyTask",
     "ClassificationTask",
     "DenseTask",
+    "DetectionTask",
     "LandmarkTask",
     "SegmentationTask",
     "Task",

@@ -27,12 +27,13 @@ class Task(Protocol):
 
     @property
     def kind(self) -> str:
-        """``"multiclass"``, ``"binary"``, ``"multilabel"``, ``"segmentation"`` or ``"landmark"``."""
+        """``"multiclass"``, ``"binary"``, ``"multilabel"``, ``"segmentation"``, ``"landmark"`` or ``"detection"``."""
         ...
 
     @property
     def dense(self) -> bool:
-        """True when the output is a map (segmentation, landmark heatmaps): continuous metrics (Dice, MRE) per ε,
+        """True when the output is a map (segmentation, landmark heatmaps, detection heatmaps): continuous metrics
+        (Dice, MRE, mAP) per ε,
         attacks pushed to every ε independently, ``accuracy`` is the predicate rate."""
         ...
 
@@ -77,7 +78,7 @@ class Capabilities:
     """What a task supports (see :class:`Task`), as saved in the task record of ``results.json``.
 
     Attributes:
-        dense: the task predicts maps (segmentation, landmarks).
+        dense: the task predicts maps (segmentation, landmarks, detection).
         headline_metrics: the metric names a table leads with.
         calibrated: RMSCE, ECE, entropy and reliability diagrams apply.
         has_majority_rate: a majority-class rate is defined.

@@ -22,6 +22,7 @@ from typing import Any
 from medrobust.errors import DataError
 from medrobust.tasks.base import Capabilities, Task
 from medrobust.tasks.classification import ClassificationTask
+from medrobust.tasks.detection import DetectionTask
 from medrobust.tasks.landmark import LandmarkTask
 from medrobust.tasks.segmentation import SegmentationTask
 
@@ -57,8 +58,12 @@ def kind_capabilities(kind: str, radii: Any = None) -> Capabilities:
         task = SegmentationTask()
     elif kind == "landmark":
         task = LandmarkTask(radii=tuple(radii)) if radii else LandmarkTask()
+    elif kind == "detection":
+        task = DetectionTask()
     elif kind in ("multiclass", "binary", "multilabel"):
         task = ClassificationTask(kind=kind)  # type: ignore[arg-type]
     else:
-        raise DataError(f"unknown task kind {kind!r}; known: multiclass, binary, multilabel, segmentation, landmark")
+        raise DataError(
+            f"unknown task kind {kind!r}; known: multiclass, binary, multilabel, segmentation, landmark, detection"
+        )
     return Capabilities.of(task)

@@ -37,5 +37,6 @@ study ima-phantom-ct benchmarks/study_ima.py phantom-ct --jobs 5 &
 study ima-fashion-mnist benchmarks/study_ima.py fashion-mnist --jobs 6 &
 study amat-seg benchmarks/study_amat.py seg --jobs 4 &
 study amat-landmark benchmarks/study_amat.py landmark --jobs 3 &
+study detection benchmarks/study_detection.py --jobs 4 &
 wait
 tar czf "$out/studies.tgz" --exclude=checkpoint.pt "$runs"

@@ -21,7 +21,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study_common import Spec, curve, evaluate, plot_curves, plot_margin_histograms, summarise, train, write_report
+from study_common import (
+    Job,
+    Spec,
+    add_execution_options,
+    curve,
+    execution,
+    plot_curves,
+    plot_margin_histograms,
+    run_all,
+    summarise,
+    write_report,
+)
 
 EPS = [0.0, 0.1, 0.25, 0.5, 1.0]  # L2 at 64×64: a standard detector's mAP is near 0 by ε 0.5 (PGD-5)
 SAT = (0.1, 0.5)
@@ -54,8 +65,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=64, help="image side")
     parser.add_argument("--n-eval", type=int, default=200, help="test images under attack")
     parser.add_argument("--eval-steps", type=int, default=100)
-    parser.add_argument("--device", default="auto", help="passed to 'medrobust train' and 'evaluate' (auto, cpu, cuda)")
     parser.add_argument("--smoke", action="store_true", help="2+2 epochs, 2 seeds, 32 images of 32², 5-step attack")
+    add_execution_options(parser)
     args = parser.parse_args()
     if args.smoke:
         args.epochs, args.epochs_std, args.seeds, args.n, args.size = 2, 2, "0,1", 32, 32
@@ -70,24 +81,27 @@ def main() -> None:
     e_max = E_MAX_FACTOR * max(EPS)
     delta = RATIO * e_max / args.epochs
     methods = _methods(e_max, delta)
-    device = ["--device", args.device]
     common = ["--dataset", "phantom-ct-det", "--model", "centernet", "--batch-size", "32", "--optimizer", "adam",
-              "--no-progress", *device, "--set", "model.options={width: 16}",
+              "--no-progress", "--set", "model.options={width: 16}",
               "--set", f"data.options={{size: {args.size}, n: {args.n}}}"]  # fmt: skip
     levels = ",".join(f"{e:g}" for e in EPS)
     grid = ["--attack", "pgd", "--norm", "l2", "--eps", levels, "--steps", str(args.eval_steps), "--rel-step", "10",
-            "--n", str(args.n_eval), *device]  # fmt: skip
+            "--n", str(args.n_eval)]  # fmt: skip
     curves: dict[str, dict[str, list[dict[float, float]]]] = {metric: {} for metric, _ in METRICS}
+    jobs = []
     for seed in seeds:
         base = out / "standard" / f"seed{seed}"
-        train(base, [*common, "--method", "standard", "--epochs", str(args.epochs_std), "--lr", "3e-3",
-                     "--seed", str(seed)])  # fmt: skip
-        for m in methods[1:]:
-            train(out / m.key / f"seed{seed}", [*common, "--method", m.method, "--epochs", str(args.epochs),
-                                                "--lr", "1e-3", "--seed", str(seed), "--init", str(base),
-                                                "--set", f"method.options={m.options}"])  # fmt: skip
+        jobs.append(Job(base, [*common, "--method", "standard", "--epochs", str(args.epochs_std), "--lr", "3e-3",
+                               "--seed", str(seed)]))  # fmt: skip
+        jobs += [Job(out / m.key / f"seed{seed}", [*common, "--method", m.method, "--epochs", str(args.epochs),
+                                                   "--lr", "1e-3", "--seed", str(seed), "--init", str(base),
+                                                   "--set", f"method.options={m.options}"], after=base,
+                     cost=STEPS)
+                 for m in methods[1:]]  # fmt: skip
+    docs = run_all(jobs, grid, execution(args))
+    for seed in seeds:
         for m in methods:
-            doc = evaluate(out / m.key / f"seed{seed}", grid)
+            doc = docs[out / m.key / f"seed{seed}"]
             for metric, _ in METRICS:
                 curves[metric].setdefault(m.key, []).append(curve(doc, "pgd", metric))
     labels = {m.key: m.label for m in methods}

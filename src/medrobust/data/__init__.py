@@ -1,5 +1,6 @@
 """Datasets: the embedded CT phantom, Fashion-MNIST (IDX), MedMNIST 2D/3D (npz), class-per-folder images
-(SARS-CoV-2 CT), the COVID-19 chest X-ray collection, MRNet, and DICOM/NIfTI folders (docs/datasets.md).
+(SARS-CoV-2 CT), the COVID-19 chest X-ray collection, MRNet, Medical Segmentation Decathlon tasks (2D slices) and
+DICOM/NIfTI folders (docs/datasets.md).
 
 Use :func:`load` (``medrobust.data.load("phantom-ct", split="test")``); every dataset yields
 ``(x, target, index)`` with ``x`` float in [0, 1], shape ``(C, H, W)`` or ``(C, D, H, W)`` for volumes.
@@ -13,6 +14,7 @@ from medrobust.data import (  # noqa: F401  (register loaders)
     medio,
     medmnist,
     mrnet,
+    msd,
     phantom,
     phantom_dense,
 )

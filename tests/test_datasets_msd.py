@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from medrobust.config import load_config
 from medrobust.data import load
 from medrobust.data.msd import case_id, nnunet_fold, split_cases, zscore_unit
 from medrobust.errors import ConfigError, DataError
 from medrobust.tasks import SegmentationTask
+from medrobust.training.runs import train_run
 
 nib = pytest.importorskip("nibabel")
 
@@ -114,3 +116,17 @@ def test_missing_and_broken_folders_are_one_line(tmp_path: Path) -> None:
     (task / "dataset.json").write_text("{}")
     with pytest.raises(DataError, match=r"not a Decathlon dataset\.json"):
         load("msd-heart", "train", root=str(tmp_path), size=8)
+
+
+def test_prostate_recipe_trains_one_epoch(tmp_path: Path) -> None:
+    write_msd(tmp_path, "Task05_Prostate", 15, modalities=2)
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "msd-prostate-amat.yaml"
+    config = load_config(recipe).with_values({
+        "data.root": str(tmp_path), "data.options.size": 16, "data.options.cases": 2, "model.options.width": 4,
+        "model.options.depth": 2, "train.epochs": 1, "train.batch_size": 8, "train.amp": False,
+        "train.device": "cpu", "train.progress": False, "method.options.steps": 2,
+    })  # fmt: skip
+    run, history = train_run(config, tmp_path / "run")
+    margins = np.load(tmp_path / "run" / "margins_epoch001.npz")["margins"]
+    assert run.task.num_classes == 3 and margins.shape == (2 * 4,)  # one margin per slice: 2 cases × 4 slices
+    assert history.last()["lr"] == 0.01 and np.isfinite(history.last()["train_loss"])

@@ -48,7 +48,8 @@ class MethodConfig:
 @dataclass
 class OptimConfig:
     """Optimizer (``sgd``, ``adam``, ``adamw``) and learning-rate schedule (``none``, ``multistep``, ``piecewise``,
-    ``cosine``); ``lr_values`` are the piecewise schedule's rates from each milestone on."""
+    ``poly``, ``cosine``); ``lr_values`` are the piecewise schedule's rates from each milestone on, ``power`` the
+    poly schedule's exponent."""
 
     name: str = "adam"
     lr: float = 1e-3
@@ -59,6 +60,7 @@ class OptimConfig:
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
     lr_values: list[float] = field(default_factory=list)
+    power: float = 0.9
 
 
 @dataclass

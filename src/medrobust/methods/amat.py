@@ -15,7 +15,8 @@ from typing import Any
 from medrobust.methods.adaptive_margin import IMA
 
 AMAT_DEFAULTS: dict[str, Any] = {
-    "delta": 0.1,  # no published δ for segmentation; ours (landmarks: E_max/10, train_AMAT_2zscore.py L168)
+    "delta": 0.1,  # ours; official δ in z-score units: MSD D4 2.5, D5 10 (run_AMAT_training.py L294, L273),
+    # landmarks E_max/10 (train_AMAT_2zscore.py L168); recipes/msd-*-amat.yaml convert them
     "e_max": math.inf,
     "alpha": None,  # 4 (run_AMAT_training.py L223), 5 for landmarks (train_AMAT_2zscore.py L172)
     "stop": "final",  # the final PGD point, no bisection (RobustDNN_AMAT_claregseg.py L419-436)
@@ -44,7 +45,8 @@ def amat(**options: Any) -> IMA:
     final PGD point at its own radius (``adv_samples="correct"`` with the permissive ``clean_predicate="any"``;
     ``clean_tau`` sets a loose clean threshold of its own instead); the random start has radius
     ``min(max(E − δ, δ), E)``; α = 5 for landmarks and 4 otherwise; ``e_max`` defaults to ∞; ``only_grow=True``
-    is the landmark setting. There is no published δ for segmentation; the default 0.1 is ours. The behaviour of
+    is the landmark setting. The default δ = 0.1 is ours; the official segmentation runs use 2.5 (Hippocampus)
+    and 10 (Prostate) z-score units (``recipes/msd-*-amat.yaml`` hold them in [0, 1] units). The behaviour of
     medrobust before issue 12 is ``amat(**LEGACY_OPTIONS)`` (adversarial term over the clean-correct flipped
     samples, the strict τ on the clean output too, start at radius ``E``, α = 4).
 

@@ -67,7 +67,8 @@ class OptimConfig:
 class TrainConfig:
     """Loop settings. ``init`` names a run folder or checkpoint whose weights start the training; ``threads``
     sets torch's CPU threads (0: torch's default, one per core); ``sync_bn`` normalises BatchNorm over the global
-    batch under ``torchrun`` on GPUs (docs/distributed.md)."""
+    batch under ``torchrun`` on GPUs (docs/distributed.md); ``grad_clip`` > 0 clips the gradient's global L2 norm
+    before each step (nnU-Net: 12)."""
 
     epochs: int = 5
     batch_size: int = 64
@@ -79,6 +80,7 @@ class TrainConfig:
     init: str | None = None
     threads: int = 0
     sync_bn: bool = False
+    grad_clip: float = 0.0
 
 
 @dataclass

@@ -169,6 +169,7 @@ def _train_locked(
         device=device,
         amp=t.amp,
         sync_bn=t.sync_bn,
+        grad_clip=t.grad_clip,
         progress=t.progress,
         callbacks=callbacks,
         extra_state={"config": config.to_dict(), "dataset": train.info.to_dict(), "task": dataclasses.asdict(task)},

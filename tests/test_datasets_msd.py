@@ -104,11 +104,13 @@ def test_prostate_four_d_images_are_channels(tmp_path: Path) -> None:
     assert val.task().tau == pytest.approx(0.86081946)
 
 
-def test_missing_and_broken_folders_are_one_line(tmp_path: Path) -> None:
-    with pytest.raises(DataError) as err:
-        load("msd-heart", "train", root=str(tmp_path))
-    message = str(err.value)
-    assert "\n" not in message and "Task02_Heart.tar" in message and "medicaldecathlon.com" in message
+def test_missing_and_broken_folders_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for root in (str(tmp_path), str(tmp_path / "absent"), None):
+        monkeypatch.setenv("MEDROBUST_DATA", str(tmp_path / "empty"))
+        with pytest.raises(DataError) as err:
+            load("msd-heart", "train", root=root)
+        message = str(err.value)
+        assert "\n" not in message and "Task02_Heart.tar" in message and "medicaldecathlon.com" in message
     task = write_msd(tmp_path, "Task02_Heart", 5)
     (task / "labelsTr" / "case_002.nii.gz").unlink()
     with pytest.raises(DataError, match=r"case_002\.nii\.gz: listed in .*dataset\.json but not found"):

@@ -201,7 +201,8 @@ def _present(name: str) -> Any:
 
 def _register(name: str, what: str) -> None:
     task = MSD_TASKS[name]
-    register_location(name, Location("msd", f"{task.folder}/ (dataset.json, imagesTr/, labelsTr/)", _present(name)))
+    wants = f"{task.folder}/ (extract {task.folder}.tar from http://medicaldecathlon.com)"
+    register_location(name, Location("msd", wants, _present(name)))
 
     def loader(
         *, split: str = "train", root: str | None = None, fold: int = AMAT_FOLD,

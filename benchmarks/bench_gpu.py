@@ -6,6 +6,8 @@ unless ``--amp-attack``) is timed on a fixed random batch, and compared with bar
 same model: ``× bare = bare images/s ÷ method images/s`` (SAT-k costs about k + 1 bare steps, IMA-20 more). The GPU
 is synchronised around every timing; the peak GPU memory of each step (``torch.cuda.max_memory_allocated``) is
 reported beside it. ``--json PATH`` also writes the settings and rows as JSON.
+A second table gives each IMA-20 variant's step time over SAT-20's with both attacks in train mode (issue 12's
+IMA / SAT ratio).
 
 Usage::
 
@@ -33,11 +35,17 @@ from medrobust.training.checkpoint import atomic_write_text
 from medrobust.training.loop import autocast_factory, compiled, resolve_device
 
 TASK = ClassificationTask(kind="multiclass", num_classes=10)
+IMA_20 = {"steps": 20, "e_max": 8 / 255, "delta": 8 / 255 / 10}
 METHOD_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "standard": ("standard", {}),
     "SAT-10": ("pgd_at", {"eps": 8 / 255, "steps": 10}),
-    "IMA-20": ("ima", {"steps": 20, "e_max": 8 / 255, "delta": 8 / 255 / 10}),
+    "SAT-20, train-mode attack": ("pgd_at", {"eps": 8 / 255, "steps": 20, "train_mode": True}),
+    "IMA-20": ("ima", IMA_20),
+    "IMA-20, subset search": ("ima", {**IMA_20, "search_batch": "subset"}),
+    "IMA-20, Illinois search": ("ima", {**IMA_20, "refine": "illinois"}),
+    "IMA-20, Illinois, subset": ("ima", {**IMA_20, "refine": "illinois", "search_batch": "subset"}),
 }
+SAT_SAME_STEPS = "SAT-20, train-mode attack"
 
 
 def build(size: int, device: torch.device, channels_last: bool, compile_model: bool) -> nn.Module:
@@ -154,6 +162,10 @@ def main() -> None:
     print(Table.of(["size", "step", "batch", "images/s", "× bare", "peak GPU GiB"], table).to_markdown())
     if args.json:
         atomic_write_text(args.json, json.dumps({**settings, "rows": rows}, indent=2))
+    speed = {(r["size"], r["step"]): r["images_per_s"] for r in rows}
+    ratios = [[f"{r['size']}²", r["step"], speed[r["size"], SAT_SAME_STEPS] / r["images_per_s"]]
+              for r in rows if "IMA" in r["step"]]  # fmt: skip
+    print(Table.of(["size", "IMA variant", f"step time ÷ {SAT_SAME_STEPS}"], ratios).to_markdown())
 
 
 if __name__ == "__main__":

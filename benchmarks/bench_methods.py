@@ -6,6 +6,12 @@ method alike, and the median epoch time is reported (process CPU time by default
 less than wall time). Targets: IMA / SAT ≤ 1.20 with IMA's official full-batch boundary search and both attacks in
 train mode (issue 12), and Fast-AT / standard ≤ 2.5; the subset search and the Illinois search are reported beside.
 
+Beside the measured ratios the script prints the ratio that the passes alone imply (the cost model): a SAT step is
+``steps`` forward + input-gradient passes, the forward of the final iterate and the update's forward + backward;
+IMA adds the clean forward + backward of its ``(1 − β)`` term and ``R`` gradient-free forwards of the whole batch
+for the boundary search (R = 10 halvings, official; 4 Illinois steps). The unit costs are measured on the same
+model and batch, so ``IMA / SAT`` cannot fall below the model's value whatever the bookkeeping costs.
+
 Usage:
     python benchmarks/bench_methods.py            # 512 images, 2 warm-up + 3 timed epochs
     python benchmarks/bench_methods.py --quick    # 128 images, 1 warm-up + 2 timed epochs
@@ -16,6 +22,8 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
+import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -82,6 +90,51 @@ def contenders(
     return out
 
 
+def unit_costs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: ClassificationTask) -> dict[str, float]:
+    """Median process-CPU seconds of the passes a training step is made of, on ``model`` in train mode:
+    ``F`` forward with a graph, ``F0`` forward without gradients, ``Bx`` the input gradient (PGD), ``Bw`` the
+    parameter gradient (update).
+
+    Shape:
+        - x: ``(B, C, H, W)``; y: ``(B,)``.
+    """
+
+    def forward() -> None:
+        model(x.clone().requires_grad_(True))
+
+    def forward_no_grad() -> None:
+        with torch.no_grad():
+            model(x)
+
+    def input_gradient() -> None:
+        xr = x.clone().requires_grad_(True)
+        torch.autograd.grad(task.loss(model(xr), y).sum(), xr)
+
+    def parameter_gradient() -> None:
+        task.loss(model(x), y).mean().backward()
+
+    def seconds(fn: Callable[[], None], reps: int = 5) -> float:
+        fn()
+        times = []
+        for _ in range(reps):
+            t0 = time.process_time()
+            fn()
+            times.append(time.process_time() - t0)
+        return statistics.median(times)
+
+    model.train()
+    f, f0 = seconds(forward), seconds(forward_no_grad)
+    costs = {"F": f, "F0": f0, "Bx": seconds(input_gradient) - f, "Bw": seconds(parameter_gradient) - f}
+    model.zero_grad(set_to_none=True)
+    return costs
+
+
+def pass_bound(c: dict[str, float], steps: int, search_steps: int) -> tuple[float, float]:
+    """Seconds of a SAT step and of an IMA step (full-batch search of ``search_steps`` forwards) from unit costs."""
+    sat = steps * (c["F"] + c["Bx"]) + c["F0"] + c["F"] + c["Bw"]
+    return sat, sat + c["F"] + c["Bw"] + search_steps * c["F0"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="128 images, 1 warm-up and 2 timed epochs")
@@ -98,7 +151,10 @@ def main() -> None:
     warmup, timed = (1, 2) if args.quick else (2, 3)
     train = data.load("phantom-ct", split="train", size=32, n=n)
     task = train.task()
-    everyone = contenders(pretrained(train, task, 6, args.batch_size), train, task, args.steps, args.eps)
+    base = pretrained(train, task, 6, args.batch_size)
+    x, y, _ = train.batch(torch.arange(min(args.batch_size, n)))
+    costs = unit_costs(copy.deepcopy(base), x, y, task)
+    everyone = contenders(base, train, task, args.steps, args.eps)
     for epoch in range(warmup + timed):
         run_epoch(everyone, train, task, epoch, args.batch_size, clock)
     t = {c.key: statistics.median(c.seconds[warmup:]) for c in everyone}
@@ -124,6 +180,14 @@ def main() -> None:
     for label, a, b, target in rows:
         print(f"| {label} | {t[a] / t[b]:.2f} | {target} |")
     print(f"| Fast-AT / standard | {t['fast_at'] / t['standard']:.2f} | ≤ 2.5 |")
+    units = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in costs.items())
+    print(f"\nCost model (train mode, batch {len(x)}: {units}): the ratio the passes alone imply\n")
+    print("| IMA / SAT from pass counts | ratio |")
+    print("|---|---:|")
+    sat, official = pass_bound(costs, args.steps, 10)
+    print(f"| official: clean term + 10 search forwards | {official / sat:.2f} |")
+    print(f"| the 10 search forwards alone | {(sat + 10 * costs['F0']) / sat:.2f} |")
+    print(f"| Illinois: clean term + 4 search forwards | {pass_bound(costs, args.steps, 4)[1] / sat:.2f} |")
 
 
 if __name__ == "__main__":

@@ -124,3 +124,15 @@ def test_channel_mean_std_in_chunks_matches_the_whole_split(dtype: torch.dtype) 
     mean, std = channel_mean_std(images, chunk=64)
     assert mean == pytest.approx(ref.mean(dim=(0, 2, 3)).tolist(), abs=1e-9)
     assert std == pytest.approx(ref.std(dim=(0, 2, 3)).tolist(), abs=1e-9)
+
+
+def test_grad_clip_bounds_each_step() -> None:
+    start = setup()[0].state_dict()
+    moved = {}
+    for clip in (0.0, 1e-6):
+        model, _ = run(None, 1, grad_clip=clip)  # 4 steps of SGD lr 0.05, momentum 0.9
+        moved[clip] = torch.cat([(p - start[k]).flatten() for k, p in model.state_dict().items() if k in start
+                                 and p.is_floating_point() and "running" not in k]).norm()  # fmt: skip
+    assert moved[1e-6] <= 0.05 * 1e-6 * 4 / (1 - 0.9) and moved[0.0] > 1e-3
+    with pytest.raises(ConfigError, match="grad_clip must be"):
+        run(None, 1, grad_clip=-1.0)

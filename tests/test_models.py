@@ -51,3 +51,15 @@ def test_model_errors() -> None:
         models.create("resnet18", in_channels=1, num_outputs=1, stem="vgg")
     with pytest.raises(ConfigError, match="norm"):
         models.create("small_cnn", in_channels=1, num_outputs=1, norm="layer")
+
+
+def test_instance_norm_is_per_sample_per_channel() -> None:
+    from medrobust.models.layers import norm_layer
+
+    layer = norm_layer("instance", 3, 2)
+    x = torch.randn(2, 3, 5, 4) * 3 + 1
+    expected = torch.nn.functional.instance_norm(x, weight=layer.weight, bias=layer.bias, eps=layer.eps)
+    torch.testing.assert_close(layer(x), expected)
+    torch.testing.assert_close(layer(x[:1]), expected[:1])  # no batch statistics
+    unet = models.create("unet", in_channels=2, num_outputs=3, norm="instance", depth=2)
+    assert unet(torch.rand(1, 2, 8, 8)).shape == (1, 3, 8, 8)

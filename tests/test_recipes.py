@@ -90,3 +90,44 @@ def test_piecewise_schedule_resumes_and_rejects_bad_values() -> None:
     for bad in ({"milestones": [2], "lr_values": [0.5, 2.0]}, {"milestones": [4, 2], "lr_values": [0.5, 2.0]}):
         with pytest.raises(ConfigError, match="piecewise"):
             build_scheduler(optimizer, ExperimentConfig.from_dict({"optim": {**vars(cfg), **bad}}).optim, 6)
+
+
+def test_official_amat_msd_recipes() -> None:
+    path = {p.stem: p for p in RECIPES}
+    deltas = {"heart": 0.5, "hippocampus": 0.25, "prostate": 1.0}  # official 5 (ours) / 2.5 / 10 z units ÷ 10
+    for key, delta in deltas.items():
+        cfg = load_config(path[f"msd-{key}-amat"])
+        assert cfg.data.name == f"msd-{key}" and cfg.data.options == {"fold": 1, "z_range": 5.0}
+        amat = METHODS.create("amat", **cfg.method.options)
+        assert isinstance(amat, IMA) and amat.schedule.delta == delta and amat.schedule.e_max == float("inf")
+        assert (amat.attack.alpha, amat.attack.steps, amat.attack.start_radius, amat.search.stop) == (
+            4,
+            20,
+            "lagged",
+            "final",
+        )
+        assert (amat.adv_samples, amat.clean_predicate, amat.beta) == ("correct", "any", 0.5)
+        assert (cfg.optim.momentum, cfg.optim.nesterov, cfg.optim.weight_decay, cfg.train.epochs) == (
+            0.99,
+            True,
+            3e-5,
+            50,
+        )
+        rates = lrs(cfg.optim, cfg.train.epochs)
+        assert [rates[e] for e in (0, 1, 25, 49)] == pytest.approx([0.01 * (1 - e / 50) ** 0.9 for e in (0, 1, 25, 49)])
+
+
+def test_poly_schedule_resumes_and_rejects_bad_power() -> None:
+    cfg = OptimConfig(name="sgd", lr=0.5, schedule="poly", power=2.0)
+    assert lrs(cfg, 4) == pytest.approx([0.5, 0.5 * 0.75**2, 0.5 * 0.5**2, 0.5 * 0.25**2])
+    optimizer = build_optimizer(torch.nn.Linear(1, 1).parameters(), cfg)
+    scheduler = build_scheduler(optimizer, cfg, 4)
+    assert scheduler is not None
+    optimizer.step()
+    scheduler.step()
+    again = build_scheduler(build_optimizer(torch.nn.Linear(1, 1).parameters(), cfg), cfg, 4)
+    assert again is not None
+    again.load_state_dict(scheduler.state_dict())
+    assert again.get_last_lr() == pytest.approx([0.5 * 0.75**2])
+    with pytest.raises(ConfigError, match="poly needs power > 0"):
+        build_scheduler(optimizer, OptimConfig(name="sgd", schedule="poly", power=0.0), 4)

@@ -48,7 +48,8 @@ class MethodConfig:
 @dataclass
 class OptimConfig:
     """Optimizer (``sgd``, ``adam``, ``adamw``) and learning-rate schedule (``none``, ``multistep``, ``piecewise``,
-    ``cosine``); ``lr_values`` are the piecewise schedule's rates from each milestone on."""
+    ``poly``, ``cosine``); ``lr_values`` are the piecewise schedule's rates from each milestone on, ``power`` the
+    poly schedule's exponent."""
 
     name: str = "adam"
     lr: float = 1e-3
@@ -59,15 +60,17 @@ class OptimConfig:
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
     lr_values: list[float] = field(default_factory=list)
+    power: float = 0.9
 
 
 @dataclass
 class TrainConfig:
     """Loop settings. ``init`` names a run folder or checkpoint whose weights start the training; ``threads``
     sets torch's CPU threads (0: torch's default, one per core); ``sync_bn`` normalises BatchNorm over the global
-    batch under ``torchrun`` on GPUs (docs/distributed.md). GPU settings: ``amp`` (bfloat16 autocast of the update
-    on CUDA), ``amp_attack`` (the attacks under it too; default fp32), ``channels_last`` (memory layout) and
-    ``compile`` (``torch.compile`` the model)."""
+    batch under ``torchrun`` on GPUs (docs/distributed.md); ``grad_clip`` > 0 clips the gradient's global L2 norm
+    before each step (nnU-Net: 12). GPU settings: ``amp`` (bfloat16 autocast of the update on CUDA),
+    ``amp_attack`` (the attacks under it too; default fp32), ``channels_last`` (memory layout) and ``compile``
+    (``torch.compile`` the model)."""
 
     epochs: int = 5
     batch_size: int = 64
@@ -82,6 +85,7 @@ class TrainConfig:
     amp_attack: bool = False
     channels_last: bool = False
     compile: bool = False
+    grad_clip: float = 0.0
 
 
 @dataclass

@@ -104,6 +104,20 @@ def read_nifti(path: Path) -> tuple[FloatArray, dict[str, Any]]:
     Raises:
         DataError: unreadable or truncated file, or not a 3D volume (trailing singleton axes are dropped).
     """
+    channels, facts = read_nifti_channels(path)
+    if channels.shape[0] != 1:
+        shape = (*channels.shape[:0:-1], channels.shape[0])
+        raise DataError(f"{path}: volume has shape {shape}; medrobust reads 3D volumes (x, y, z)")
+    return channels[0], facts
+
+
+def read_nifti_channels(path: Path) -> tuple[FloatArray, dict[str, Any]]:
+    """A 3D or 4D NIfTI file (4th axis: modalities, as in the Medical Segmentation Decathlon) → ``(M, D, H, W)``
+    in closest-canonical orientation (``(z, y, x)`` voxel order; ``M = 1`` for a 3D file).
+
+    Raises:
+        DataError: unreadable or truncated file, or neither 3D nor 4D (trailing singleton axes are dropped).
+    """
     nib = require("nibabel", "nifti-folder")
     try:
         img = nib.as_closest_canonical(nib.load(str(path)))
@@ -112,9 +126,11 @@ def read_nifti(path: Path) -> tuple[FloatArray, dict[str, Any]]:
         raise DataError(f"{path}: not a readable NIfTI file ({one_line(err)})") from None
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
-    if data.ndim != 3:
+    if data.ndim == 3:
+        data = data[..., None]
+    if data.ndim != 4:
         raise DataError(f"{path}: volume has shape {data.shape}; medrobust reads 3D volumes (x, y, z)")
-    return np.ascontiguousarray(data.transpose(2, 1, 0)), {"window": None, "invert": False}
+    return np.ascontiguousarray(data.transpose(3, 2, 1, 0)), {"window": None, "invert": False}
 
 
 def check_window(window: object, percentiles: object) -> tuple[str | tuple[float, float], tuple[float, float]]:
@@ -194,3 +210,15 @@ def resize(values: FloatArray, shape: tuple[int, ...] | None) -> FloatArray:
     else:
         y = F.interpolate(x, size=shape, mode="trilinear", align_corners=False)
     return y[0, 0].clamp_(0.0, 1.0).numpy()
+
+
+def resize_labels(mask: NDArray[np.integer[Any]], shape: tuple[int, ...] | None) -> NDArray[np.int64]:
+    """Resize an integer label map (nearest neighbour, pixel centres aligned); ``None`` keeps it.
+
+    Shape:
+        ``(H, W)`` or ``(D, H, W)`` → ``shape``.
+    """
+    if shape is None or tuple(mask.shape) == tuple(shape):
+        return mask.astype(np.int64)
+    x = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
+    return F.interpolate(x, size=shape, mode="nearest-exact")[0, 0].round().long().numpy()

@@ -15,7 +15,8 @@ from typing import Any
 from medrobust.methods.adaptive_margin import IMA
 
 AMAT_DEFAULTS: dict[str, Any] = {
-    "delta": 0.1,  # no published δ for segmentation; ours (landmarks: E_max/10, train_AMAT_2zscore.py L168)
+    "delta": 0.1,  # ours; official δ in z-score units: MSD D4 2.5, D5 10 (run_AMAT_training.py L294, L273),
+    # landmarks E_max/10 (train_AMAT_2zscore.py L168); recipes/msd-*-amat.yaml convert them
     "e_max": math.inf,
     "alpha": None,  # 4 (run_AMAT_training.py L223), 5 for landmarks (train_AMAT_2zscore.py L172)
     "stop": "final",  # the final PGD point, no bisection (RobustDNN_AMAT_claregseg.py L419-436)
@@ -48,7 +49,8 @@ def amat(**options: Any) -> IMA:
     ``only_grow=True`` is the landmark setting. Detection (YOLOv5 on BCCD in the paper, yolov5/train_AMAT.py) adds
     one rule, ``refine_floor="delta"`` (the default for a detection task): a refined margin never falls below δ;
     its adversarial term is over every sample as above (L245-249), and its published δ is 2.5 with ``E_max`` 15.
-    There is no published δ for segmentation; the default 0.1 is ours. The behaviour of medrobust before issue 12
+    The default δ = 0.1 is ours; the official segmentation runs use 2.5 (Hippocampus) and 10 (Prostate) z-score
+    units (``recipes/msd-*-amat.yaml`` hold them in [0, 1] units). The behaviour of medrobust before issue 12
     is ``amat(**LEGACY_OPTIONS)`` (adversarial term over the clean-correct flipped samples, the strict τ on the
     clean output too, start at radius ``E``, α = 4).
 

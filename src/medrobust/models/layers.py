@@ -24,7 +24,8 @@ def global_avg_pool(spatial_dims: int) -> nn.Module:
 
 
 def norm_layer(kind: str, channels: int, spatial_dims: int, groups: int = 32) -> nn.Module:
-    """BatchNorm (``"batch"``), GroupNorm (``"group"``) or nothing (``"none"``)."""
+    """BatchNorm (``"batch"``), GroupNorm (``"group"``), instance norm with affine parameters and no running
+    statistics (``"instance"``, nnU-Net's choice; a GroupNorm with one channel per group) or nothing (``"none"``)."""
     if kind == "batch":
         return {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[_check_dims(spatial_dims)](channels)
     if kind == "group":
@@ -32,9 +33,11 @@ def norm_layer(kind: str, channels: int, spatial_dims: int, groups: int = 32) ->
         while channels % g:
             g -= 1
         return nn.GroupNorm(g, channels)
+    if kind == "instance":
+        return nn.GroupNorm(channels, channels)
     if kind == "none":
         return nn.Identity()
-    raise ConfigError(f"unknown norm {kind!r}; use 'batch', 'group' or 'none'")
+    raise ConfigError(f"unknown norm {kind!r}; use 'batch', 'group', 'instance' or 'none'")
 
 
 def _check_dims(spatial_dims: int) -> int:

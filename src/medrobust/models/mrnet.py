@@ -39,7 +39,7 @@ class MRNet(nn.Module):
         num_outputs: logits (1 for MRNet's binary tasks).
         backbone: ``"small_cnn"`` or ``"resnet18"`` (2D, see :func:`slice_trunk`).
         width: channels of the backbone's first stage.
-        norm: ``"batch"``, ``"group"`` or ``"none"`` (batch statistics pool the slices of the batch).
+        norm: ``"batch"``, ``"group"``, ``"instance"`` or ``"none"`` (batch statistics pool the slices of the batch).
         stem: ResNet stem, ``"cifar"`` or ``"imagenet"``.
 
     Shape:

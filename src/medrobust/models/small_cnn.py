@@ -14,7 +14,7 @@ class SmallCNN(nn.Module):
         in_channels: image channels ``C``.
         num_outputs: logits (1 for single-logit binary).
         width: channels of the first block.
-        norm: ``"batch"``, ``"group"`` or ``"none"``.
+        norm: ``"batch"``, ``"group"``, ``"instance"`` or ``"none"``.
         spatial_dims: 2 for images, 3 for volumes.
 
     Shape:

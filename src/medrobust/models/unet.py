@@ -31,7 +31,7 @@ class UNet(nn.Module):
         num_outputs: output channels (classes for segmentation, landmarks for heatmaps).
         width: channels of the first level (16: about 0.47 M parameters at depth 3).
         depth: number of poolings (3).
-        norm: ``"batch"``, ``"group"`` or ``"none"``.
+        norm: ``"batch"``, ``"group"``, ``"instance"`` or ``"none"``.
         spatial_dims: 2 for images, 3 for volumes.
 
     Shape:

@@ -134,6 +134,7 @@ def fit(
     channels_last: bool = False,
     compile_model: bool = False,
     sync_bn: bool = False,
+    grad_clip: float = 0.0,
     progress: bool = True,
     callbacks: Sequence[Callback] = (),
     extra_state: dict[str, Any] | None = None,
@@ -164,6 +165,8 @@ def fit(
         channels_last: model and input batches in channels-last memory layout (faster convolutions on GPUs).
         compile_model: train through ``torch.compile(model)`` (the checkpoint holds ``model``'s own weights).
         sync_bn: under ``torchrun`` on GPUs, BatchNorm statistics over the global batch (:func:`sync_batchnorm`).
+        grad_clip: rescale the gradient to this global L2 norm when it is larger, before each optimizer step
+            (``torch.nn.utils.clip_grad_norm_``; nnU-Net and AMAT use 12); 0 turns it off.
         callbacks: called with each epoch record.
         extra_state: stored in the checkpoint as is (e.g. the resolved config).
 
@@ -172,6 +175,8 @@ def fit(
     """
     if epochs < 1 or batch_size < 1:
         raise ConfigError(f"epochs and batch_size must be ≥ 1, got {epochs} and {batch_size}")
+    if not grad_clip >= 0:
+        raise ConfigError(f"train.grad_clip must be ≥ 0 (0: off), got {grad_clip}")
     device = torch.device(device)
     model.to(device)
     layout = memory_format(len(train.info.spatial)) if channels_last else None
@@ -208,7 +213,8 @@ def fit(
     for epoch in range(start, epochs + 1):
         t0 = time.perf_counter()
         ctx = StepContext(task, epoch, 0, gens["method"], device, autocast, len(train), seed, amp_attack)
-        record = _train_epoch(stepped, method, loader, optimizer, ctx, gens["shuffle"], batch_size, progress, epochs)
+        step = Stepper(optimizer, model, grad_clip)
+        record = _train_epoch(stepped, method, loader, step, ctx, gens["shuffle"], batch_size, progress, epochs)
         merge_method_state(method)
         record.update(method.on_epoch_end(EpochContext(epoch, str(run_dir) if run_dir and w.main else None, task)))
         record["lr"] = optimizer.param_groups[0]["lr"]
@@ -282,11 +288,25 @@ class BatchLoader:
         return Batch(x, y.to(self.device, non_blocking=cuda), i.to(self.device, non_blocking=cuda))
 
 
+@dataclass
+class Stepper:
+    """The optimizer step of the loop, after clipping the gradient's global L2 norm to ``grad_clip`` (0: off)."""
+
+    optimizer: torch.optim.Optimizer
+    model: nn.Module
+    grad_clip: float = 0.0
+
+    def __call__(self) -> None:
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+
+
 def _train_epoch(
     model: nn.Module,
     method: TrainingMethod,
     data: BatchLoader,
-    optimizer: torch.optim.Optimizer,
+    step_optimizer: Stepper,
     ctx: StepContext,
     shuffle: torch.Generator,
     batch_size: int,
@@ -307,11 +327,11 @@ def _train_epoch(
         dynamic_ncols=True,
     )
     for step, global_idx in enumerate(bar):
-        optimizer.zero_grad(set_to_none=True)
+        step_optimizer.optimizer.zero_grad(set_to_none=True)
         idx = shard(global_idx, w)
         if len(idx) == 0:  # fewer samples than ranks in this batch: contribute a zero gradient
             sync_gradients(model.parameters(), 0, len(global_idx))
-            optimizer.step()
+            step_optimizer()
             continue
         batch = data.batch(idx)
         ctx.step = step
@@ -324,7 +344,7 @@ def _train_epoch(
             )
         out.loss.backward()
         sync_gradients(model.parameters(), len(idx), len(global_idx))
-        optimizer.step()
+        step_optimizer()
         faults.hit("train.batch")
         b = len(batch.x)
         total_loss += loss * b

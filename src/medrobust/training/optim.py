@@ -1,4 +1,4 @@
-"""Optimizers (SGD, Adam, AdamW) and learning-rate schedules (none, multistep, piecewise, cosine) from config."""
+"""Optimizers (SGD, Adam, AdamW) and learning-rate schedules (none, multistep, piecewise, poly, cosine) from config."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from medrobust.errors import ConfigError
 from medrobust.registry import unknown_name_message
 
 Scheduler = torch.optim.lr_scheduler.LRScheduler
+SCHEDULES = ["none", "multistep", "piecewise", "poly", "cosine"]
 
 
 def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -34,7 +35,8 @@ def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.o
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, epochs: int) -> Scheduler | None:
     """Per-epoch schedule: ``multistep`` (×gamma at each milestone epoch), ``piecewise`` (``lr_values[k]`` from
-    epoch ``milestones[k]`` on, 0-based; ``lr`` before the first), ``cosine`` (to 0 over ``epochs``)."""
+    epoch ``milestones[k]`` on, 0-based; ``lr`` before the first), ``poly`` (``lr·(1 − epoch/epochs)^power``,
+    nnU-Net's ``poly_lr``), ``cosine`` (to 0 over ``epochs``)."""
     if cfg.schedule == "none":
         return None
     if cfg.schedule == "multistep":
@@ -50,9 +52,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, epochs: 
             )
         factor = Piecewise(list(cfg.milestones), [v / cfg.lr for v in cfg.lr_values])
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    if cfg.schedule == "poly":
+        if not cfg.power > 0:
+            raise ConfigError(f"poly needs power > 0, got {cfg.power}")
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, Poly(max(1, epochs), cfg.power))
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
-    raise ConfigError(unknown_name_message("schedule", cfg.schedule, ["none", "multistep", "piecewise", "cosine"]))
+    raise ConfigError(unknown_name_message("schedule", cfg.schedule, SCHEDULES))
 
 
 class Piecewise:
@@ -65,3 +71,14 @@ class Piecewise:
     def __call__(self, epoch: int) -> float:
         k = bisect.bisect_right(self.milestones, epoch)
         return 1.0 if k == 0 else self.factors[k - 1]
+
+
+class Poly:
+    """The factor of the base learning rate at an epoch: ``(1 − epoch/epochs)^power`` (nnU-Net's ``poly_lr``,
+    ``nnunet/training/learning_rate/poly_lr.py``, with exponent 0.9), 0 from ``epochs`` on."""
+
+    def __init__(self, epochs: int, power: float) -> None:
+        self.epochs, self.power = epochs, power
+
+    def __call__(self, epoch: int) -> float:
+        return float(max(0.0, 1.0 - epoch / self.epochs) ** self.power)

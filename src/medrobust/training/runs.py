@@ -177,6 +177,7 @@ def _train_locked(
         channels_last=t.channels_last,
         compile_model=t.compile,
         sync_bn=t.sync_bn,
+        grad_clip=t.grad_clip,
         progress=t.progress,
         callbacks=callbacks,
         extra_state={"config": config.to_dict(), "dataset": train.info.to_dict(), "task": dataclasses.asdict(task)},

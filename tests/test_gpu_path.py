@@ -113,6 +113,10 @@ def test_train_flags_set_the_gpu_keys() -> None:
     assert (t.amp, t.amp_attack, t.channels_last, t.compile) == (True, False, False, False)
 
 
+METHOD_STEPS = ["standard", "SAT-10", "SAT-20, train-mode attack", "IMA-20", "IMA-20, subset search",
+                "IMA-20, Illinois search", "IMA-20, Illinois, subset"]  # fmt: skip
+
+
 def test_gpu_benchmark_smoke_runs_on_the_cpu(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
     cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_gpu.py"), "--device", "cpu", "--quick", "--sizes", "16",
@@ -121,5 +125,5 @@ def test_gpu_benchmark_smoke_runs_on_the_cpu(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| size |" in proc.stdout and "IMA-20" in proc.stdout
     result = json.loads((tmp_path / "gpu.json").read_text())
-    assert [r["step"] for r in result["rows"]] == ["bare forward + backward", "standard", "SAT-10", "IMA-20"]
+    assert [r["step"] for r in result["rows"]] == ["bare forward + backward", *METHOD_STEPS]
     assert all(r["images_per_s"] > 0 for r in result["rows"]) and result["device"] == "cpu"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from medrobust import data, models
-from medrobust.attacks import PGD
+from medrobust.attacks import APGD, PGD
 from medrobust.cli import main
 from medrobust.geometry import norm as norm_of
 from medrobust.methods.adaptive_margin import DETECTION_ALPHA
@@ -127,6 +127,10 @@ def test_pgd_on_the_detection_loss_stays_in_the_ball_and_raises_the_loss() -> No
     assert bool((task.loss(r.output, y) >= task.loss(model(x), y).detach() - 1e-6).all())
     with torch.no_grad():
         assert float(task.loss(r.output, y)[-1]) > float(task.loss(model(x), y)[-1])
+    for loss in ("ce", "dlr"):  # DLR falls back to the task margin (detection has no class logits per sample)
+        a = APGD(norm="l2", steps=4, loss=loss)(model, x, y, task=task, eps=eps, generator=torch.Generator())
+        assert bool((norm_of(a.x_adv - x, "l2") <= eps + 1e-5).all())
+        assert torch.equal(a.fooled, ~task.correct(model(a.x_adv), y))
 
 
 def test_margins_refined_below_delta_are_floored_at_delta() -> None:

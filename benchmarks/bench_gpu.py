@@ -136,6 +136,7 @@ def main() -> None:
     print(f"ResNet-18 training throughput on {device} (amp={args.amp}, channels_last={args.channels_last}, "
           f"compile={args.compile})")  # fmt: skip
     print(Table.of(["size", "step", "batch", "images/s", "× bare"], rows).to_markdown())
+    print()
     print(Table.of(["size", "IMA variant", f"step time ÷ {SAT_SAME_STEPS}"], ratios).to_markdown())
 
 

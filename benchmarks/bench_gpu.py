@@ -165,6 +165,7 @@ def main() -> None:
     speed = {(r["size"], r["step"]): r["images_per_s"] for r in rows}
     ratios = [[f"{r['size']}²", r["step"], speed[r["size"], SAT_SAME_STEPS] / r["images_per_s"]]
               for r in rows if "IMA" in r["step"]]  # fmt: skip
+    print()
     print(Table.of(["size", "IMA variant", f"step time ÷ {SAT_SAME_STEPS}"], ratios).to_markdown())
 
 

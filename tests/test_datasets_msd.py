@@ -115,6 +115,10 @@ def test_missing_and_broken_folders_are_one_line(tmp_path: Path, monkeypatch: py
     (task / "labelsTr" / "case_002.nii.gz").unlink()
     with pytest.raises(DataError, match=r"case_002\.nii\.gz: listed in .*dataset\.json but not found"):
         load("msd-heart", "train", root=str(tmp_path), size=8)
+    catalog = json.loads((task / "dataset.json").read_text())
+    (task / "dataset.json").write_text(json.dumps({**catalog, "labels": {"bg": "background", "fg": "atrium"}}))
+    with pytest.raises(DataError, match=r"keys \['bg', 'fg'\] are not 0, 1"):
+        load("msd-heart", "train", root=str(tmp_path), size=8)
     (task / "dataset.json").write_text("{}")
     with pytest.raises(DataError, match=r"not a Decathlon dataset\.json"):
         load("msd-heart", "train", root=str(tmp_path), size=8)

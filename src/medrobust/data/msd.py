@@ -143,6 +143,28 @@ def case_slices(
     return np.rint(images * 255).astype(np.uint8), masks
 
 
+def ordered(mapping: dict[str, Any], folder: Path) -> list[str]:
+    """The values of a ``dataset.json`` map keyed by ``"0"``, ``"1"``, … in key order (``labels``, ``modality``)."""
+    if not all(str(k).isdigit() for k in mapping):
+        raise DataError(f"{folder / 'dataset.json'}: keys {sorted(mapping)} are not 0, 1, …")
+    return [str(v) for _, v in sorted(mapping.items(), key=lambda kv: int(kv[0]))]
+
+
+def read_slices(
+    folder: Path, entries: list[dict[str, str]], shape: tuple[int, int], catalog: dict[str, Any], opts: dict[str, Any]
+) -> tuple[list[NDArray[np.uint8]], list[NDArray[np.int64]], list[NDArray[np.int64]]]:
+    """Per case: its slices (every one, or those with a label when ``opts["foreground_only"]``), their label maps
+    and their slice indices."""
+    images, masks, kept = [], [], []
+    for entry in progress_bar(entries, str(catalog.get("name", folder.name))):
+        x, y = case_slices(folder, entry, shape, float(opts["z_range"]), len(catalog["modality"]))
+        keep = np.flatnonzero(y.reshape(len(y), -1).any(1)) if opts["foreground_only"] else np.arange(len(y))
+        images.append(x[keep])
+        masks.append(y[keep])
+        kept.append(keep)
+    return images, masks, kept
+
+
 def load_msd(name: str, split: str, root: str | None, opts: dict[str, Any]) -> ArrayDataset:
     """The shared body of the three ``msd-*`` loaders (``opts``: their keyword options)."""
     task = MSD_TASKS[name]
@@ -157,20 +179,14 @@ def load_msd(name: str, split: str, root: str | None, opts: dict[str, Any]) -> A
     cases = split_cases(list(by_id), split, int(opts["fold"]))[: opts["cases"]]
     if not cases:
         raise DataError(f"{name}: the {split} split of fold {opts['fold']} has no cases ({len(by_id)} in all)")
-    class_names = tuple(str(v) for _, v in sorted(catalog["labels"].items(), key=lambda kv: int(kv[0])))
-    images, masks, kept = [], [], []
-    for case in progress_bar(cases, name):
-        x, y = case_slices(folder, by_id[case], shape, float(opts["z_range"]), len(catalog["modality"]))
-        keep = np.flatnonzero(y.reshape(len(y), -1).any(1)) if opts["foreground_only"] else np.arange(len(y))
-        images.append(x[keep])
-        masks.append(y[keep])
-        kept.append(keep)
+    class_names = tuple(ordered(catalog["labels"], folder))
+    images, masks, kept = read_slices(folder, [by_id[c] for c in cases], shape, catalog, opts)
     found = int(max(m.max() for m in masks))
     if found >= len(class_names):
         raise DataError(f"{folder}: label value {found} but dataset.json names {len(class_names)} labels")
     extra = {
         "path": str(folder), "fold": int(opts["fold"]), "cases": cases, "z_per_unit": 2 * float(opts["z_range"]),
-        "modality": [str(v) for _, v in sorted(catalog["modality"].items(), key=lambda kv: int(kv[0]))],
+        "modality": ordered(catalog["modality"], folder),
         "split_rule": f"nnU-Net 5-fold split (KFold seed {SPLIT_SEED}), fold {opts['fold']}: its training cases; "
         "held-out cases sorted, first third val, the rest test",
         "task": {"tau": task.tau},

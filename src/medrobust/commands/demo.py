@@ -30,11 +30,14 @@ HELP = "train standard, SAT and IMA small CNNs on the embedded phantom-ct data a
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """Sizes and settings of the demo (the ``--fast`` plan is smaller)."""
+    """Sizes and settings of the demo (the ``--fast`` plan is smaller; its smaller batches keep the number of updates
+    high enough for BatchNorm's running statistics to catch up with the weights: with 400 images in batches of 64,
+    4 epochs make 28 updates and the eval-mode standard model stays at the majority rate)."""
 
     data: dict[str, Any]
     epochs: int
     eval_n: int
+    batch_size: int = 64
     eps: str = "0,0.05,0.1,0.2,0.3,0.5"
     steps: int = 20
     noise: str = "gaussian:0.0005,0.001,0.002,0.005"
@@ -49,7 +52,7 @@ class DemoPlan:
 
 PLANS = {
     "full": DemoPlan(data={"size": 32, "n": 1000}, epochs=5, eval_n=400),
-    "fast": DemoPlan(data={"size": 32, "n": 400}, epochs=4, eval_n=200),
+    "fast": DemoPlan(data={"size": 32, "n": 400}, epochs=4, eval_n=200, batch_size=32),
 }
 
 
@@ -70,6 +73,7 @@ def method_config(plan: DemoPlan, run_name: str, progress: bool) -> ExperimentCo
             "method.name": method,
             "method.options": dict(options),
             "train.epochs": plan.epochs,
+            "train.batch_size": plan.batch_size,
             "train.seed": 0,
             "train.progress": progress,
         }

@@ -20,11 +20,11 @@ import argparse
 from pathlib import Path
 
 from study_common import (
-    Job,
     Spec,
     add_execution_options,
     curve,
     execution,
+    finetune_jobs,
     plot_curves,
     plot_margin_histograms,
     run_all,
@@ -75,16 +75,7 @@ def main() -> None:
     levels = ",".join(f"{e:g}" for e in EPS)
     grid = ["--attack", "pgd", "--norm", "l2", "--eps", levels, "--steps", str(args.eval_steps), "--rel-step", "10",
             "--n", str(args.n_eval)]  # fmt: skip
-    jobs = []
-    for seed in seeds:
-        base = out / "standard" / f"seed{seed}"
-        jobs.append(Job(base, [*common, "--method", "standard", "--epochs", str(args.epochs_std), "--lr", "3e-3",
-                               "--seed", str(seed)]))  # fmt: skip
-        jobs += [Job(out / m.key / f"seed{seed}", [*common, "--method", m.method, "--epochs", str(args.epochs),
-                                                   "--lr", "1e-3", "--seed", str(seed), "--init", str(base),
-                                                   "--set", f"method.options={m.options}"], after=base,
-                     cost=STEPS)
-                 for m in methods[1:]]  # fmt: skip
+    jobs = finetune_jobs(out, seeds, common, methods[1:], (args.epochs_std, args.epochs), cost=STEPS)
     docs = run_all(jobs, grid, execution(args))
     curves: dict[str, list[dict[float, float]]] = {}
     rates: dict[str, list[dict[float, float]]] = {}

@@ -99,6 +99,34 @@ def run_all(jobs: Sequence[Job], grid: Sequence[str], how: Execution) -> dict[Pa
     return docs
 
 
+def finetune_jobs(
+    out: Path,
+    seeds: Sequence[int],
+    common: Sequence[str],
+    methods: Sequence[Spec],
+    epochs: tuple[int, int],
+    cost: float,
+) -> list[Job]:
+    """Per seed, a standard run from scratch (``epochs[0]`` epochs, lr 3e-3) in ``out/standard/seedN``, then each
+    of ``methods`` fine-tuned from it (``epochs[1]`` epochs, lr 1e-3, ``--init``) in ``out/<key>/seedN``."""
+    jobs = []
+    for seed in seeds:
+        base = out / "standard" / f"seed{seed}"
+        jobs.append(Job(base, [*common, "--method", "standard", "--epochs", str(epochs[0]), "--lr", "3e-3",
+                               "--seed", str(seed)]))  # fmt: skip
+        tuned = [*common, "--epochs", str(epochs[1]), "--lr", "1e-3", "--seed", str(seed), "--init", str(base)]
+        jobs += [
+            Job(
+                out / m.key / f"seed{seed}",
+                [*tuned, "--method", m.method, "--set", f"method.options={m.options}"],
+                after=base,
+                cost=cost,
+            )
+            for m in methods
+        ]
+    return jobs
+
+
 def medrobust(*args: str) -> None:
     """Run the ``medrobust`` command with this interpreter; a failure stops the study."""
     subprocess.run([sys.executable, "-m", "medrobust.cli", *args], check=True)

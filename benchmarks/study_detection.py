@@ -22,11 +22,11 @@ import argparse
 from pathlib import Path
 
 from study_common import (
-    Job,
     Spec,
     add_execution_options,
     curve,
     execution,
+    finetune_jobs,
     plot_curves,
     plot_margin_histograms,
     run_all,
@@ -88,16 +88,7 @@ def main() -> None:
     grid = ["--attack", "pgd", "--norm", "l2", "--eps", levels, "--steps", str(args.eval_steps), "--rel-step", "10",
             "--n", str(args.n_eval)]  # fmt: skip
     curves: dict[str, dict[str, list[dict[float, float]]]] = {metric: {} for metric, _ in METRICS}
-    jobs = []
-    for seed in seeds:
-        base = out / "standard" / f"seed{seed}"
-        jobs.append(Job(base, [*common, "--method", "standard", "--epochs", str(args.epochs_std), "--lr", "3e-3",
-                               "--seed", str(seed)]))  # fmt: skip
-        jobs += [Job(out / m.key / f"seed{seed}", [*common, "--method", m.method, "--epochs", str(args.epochs),
-                                                   "--lr", "1e-3", "--seed", str(seed), "--init", str(base),
-                                                   "--set", f"method.options={m.options}"], after=base,
-                     cost=STEPS)
-                 for m in methods[1:]]  # fmt: skip
+    jobs = finetune_jobs(out, seeds, common, methods[1:], (args.epochs_std, args.epochs), cost=STEPS)
     docs = run_all(jobs, grid, execution(args))
     for seed in seeds:
         for m in methods:

@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--n", type=int, default=1000, help="training images")
     parser.add_argument("--n-eval", type=int, default=100)
+    parser.add_argument("--width", type=int, default=16, help="U-Net base width")
+    parser.add_argument("--lr-std", type=float, default=3e-3, help="Adam learning rate of the standard run")
     parser.add_argument("--eval-steps", type=int, default=100)
     parser.add_argument("--methods", default=None, help="comma-separated fine-tuned runs (sat, amat; default all)")
     parser.add_argument("--smoke", action="store_true", help="2+2 epochs, 2 seeds, 64 images, 5-step evaluation")
@@ -71,11 +73,14 @@ def main() -> None:
         wanted = args.methods.split(",")
         methods = [methods[0], *(m for m in methods[1:] if m.key.split("-")[0] in wanted or m.key in wanted)]
     common = ["--dataset", dataset, "--model", "unet", "--batch-size", "32", "--no-progress",
-              "--set", "model.options={width: 16}", "--set", f"data.options={{size: 32, n: {args.n}}}"]  # fmt: skip
+              "--set", f"model.options={{width: {args.width}}}",
+              "--set", f"data.options={{size: 32, n: {args.n}}}"]  # fmt: skip
     levels = ",".join(f"{e:g}" for e in EPS)
     grid = ["--attack", "pgd", "--norm", "l2", "--eps", levels, "--steps", str(args.eval_steps), "--rel-step", "10",
             "--n", str(args.n_eval)]  # fmt: skip
-    jobs = finetune_jobs(out, seeds, common, methods[1:], (args.epochs_std, args.epochs), cost=STEPS)
+    jobs = finetune_jobs(
+        out, seeds, common, methods[1:], (args.epochs_std, args.epochs), cost=STEPS, lrs=(args.lr_std, 1e-3)
+    )
     docs = run_all(jobs, grid, execution(args))
     curves: dict[str, list[dict[float, float]]] = {}
     rates: dict[str, list[dict[float, float]]] = {}
@@ -86,8 +91,9 @@ def main() -> None:
             rates.setdefault(m.key, []).append(curve(doc, "pgd", "accuracy"))
     labels = {m.key: m.label for m in methods}
     regime = (
-        f"{dataset} 32×32, U-Net width 16, {args.n} training images; standard {args.epochs_std} epochs, then SAT and "
-        f"AMAT fine-tuned {args.epochs} epochs from it; seeds {seeds}; AMAT δ·epochs/E_max = "
+        f"{dataset} 32×32, U-Net width {args.width}, {args.n} training images; standard {args.epochs_std} epochs "
+        f"(Adam {args.lr_std:g}), then SAT and AMAT fine-tuned {args.epochs} epochs (Adam 1e-3) from it; "
+        f"seeds {seeds}; AMAT δ·epochs/E_max = "
         f"{delta * args.epochs / e_max:.2f}, E_max / largest ε = {e_max / max(EPS):.1f}; {STEPS} PGD steps in "
         f"training; evaluation: L2 PGD-{args.eval_steps} (step ε/10) on {args.n_eval} test images"
     )

@@ -106,15 +106,16 @@ def finetune_jobs(
     methods: Sequence[Spec],
     epochs: tuple[int, int],
     cost: float,
+    lrs: tuple[float, float] = (3e-3, 1e-3),
 ) -> list[Job]:
-    """Per seed, a standard run from scratch (``epochs[0]`` epochs, lr 3e-3) in ``out/standard/seedN``, then each
-    of ``methods`` fine-tuned from it (``epochs[1]`` epochs, lr 1e-3, ``--init``) in ``out/<key>/seedN``."""
+    """Per seed, a standard run from scratch (``epochs[0]`` epochs, lr ``lrs[0]``) in ``out/standard/seedN``, then
+    each of ``methods`` fine-tuned from it (``epochs[1]`` epochs, lr ``lrs[1]``, ``--init``) in ``out/<key>/seedN``."""
     jobs = []
     for seed in seeds:
         base = out / "standard" / f"seed{seed}"
-        jobs.append(Job(base, [*common, "--method", "standard", "--epochs", str(epochs[0]), "--lr", "3e-3",
+        jobs.append(Job(base, [*common, "--method", "standard", "--epochs", str(epochs[0]), "--lr", f"{lrs[0]:g}",
                                "--seed", str(seed)]))  # fmt: skip
-        tuned = [*common, "--epochs", str(epochs[1]), "--lr", "1e-3", "--seed", str(seed), "--init", str(base)]
+        tuned = [*common, "--epochs", str(epochs[1]), "--lr", f"{lrs[1]:g}", "--seed", str(seed), "--init", str(base)]
         jobs += [
             Job(
                 out / m.key / f"seed{seed}",

@@ -20,6 +20,7 @@ import argparse
 from pathlib import Path
 
 from study_common import (
+    STUDY_LRS,
     Spec,
     add_execution_options,
     curve,
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="training images")
     parser.add_argument("--n-eval", type=int, default=100)
     parser.add_argument("--width", type=int, default=16, help="U-Net base width")
-    parser.add_argument("--lr-std", type=float, default=3e-3, help="Adam learning rate of the standard run")
+    parser.add_argument("--lr-std", type=float, default=STUDY_LRS[0], help="Adam learning rate of the standard run")
     parser.add_argument("--eval-steps", type=int, default=100)
     parser.add_argument("--methods", default=None, help="comma-separated fine-tuned runs (sat, amat; default all)")
     parser.add_argument("--smoke", action="store_true", help="2+2 epochs, 2 seeds, 64 images, 5-step evaluation")
@@ -79,7 +80,7 @@ def main() -> None:
     grid = ["--attack", "pgd", "--norm", "l2", "--eps", levels, "--steps", str(args.eval_steps), "--rel-step", "10",
             "--n", str(args.n_eval)]  # fmt: skip
     jobs = finetune_jobs(
-        out, seeds, common, methods[1:], (args.epochs_std, args.epochs), cost=STEPS, lrs=(args.lr_std, 1e-3)
+        out, seeds, common, methods[1:], (args.epochs_std, args.epochs), cost=STEPS, lrs=(args.lr_std, STUDY_LRS[1])
     )
     docs = run_all(jobs, grid, execution(args))
     curves: dict[str, list[dict[float, float]]] = {}
@@ -92,7 +93,7 @@ def main() -> None:
     labels = {m.key: m.label for m in methods}
     regime = (
         f"{dataset} 32×32, U-Net width {args.width}, {args.n} training images; standard {args.epochs_std} epochs "
-        f"(Adam {args.lr_std:g}), then SAT and AMAT fine-tuned {args.epochs} epochs (Adam 1e-3) from it; "
+        f"(Adam {args.lr_std:g}), then SAT and AMAT fine-tuned {args.epochs} epochs (Adam {STUDY_LRS[1]:g}) from it; "
         f"seeds {seeds}; AMAT δ·epochs/E_max = "
         f"{delta * args.epochs / e_max:.2f}, E_max / largest ε = {e_max / max(EPS):.1f}; {STEPS} PGD steps in "
         f"training; evaluation: L2 PGD-{args.eval_steps} (step ε/10) on {args.n_eval} test images"

@@ -99,6 +99,10 @@ def run_all(jobs: Sequence[Job], grid: Sequence[str], how: Execution) -> dict[Pa
     return docs
 
 
+STUDY_LRS = (3e-3, 1e-3)
+"""Adam learning rates of a study's standard run from scratch and of the runs fine-tuned from it."""
+
+
 def finetune_jobs(
     out: Path,
     seeds: Sequence[int],
@@ -106,7 +110,7 @@ def finetune_jobs(
     methods: Sequence[Spec],
     epochs: tuple[int, int],
     cost: float,
-    lrs: tuple[float, float] = (3e-3, 1e-3),
+    lrs: tuple[float, float] = STUDY_LRS,
 ) -> list[Job]:
     """Per seed, a standard run from scratch (``epochs[0]`` epochs, lr ``lrs[0]``) in ``out/standard/seedN``, then
     each of ``methods`` fine-tuned from it (``epochs[1]`` epochs, lr ``lrs[1]``, ``--init``) in ``out/<key>/seedN``."""

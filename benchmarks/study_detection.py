@@ -22,6 +22,7 @@ import argparse
 from pathlib import Path
 
 from study_common import (
+    STUDY_LRS,
     Spec,
     add_execution_options,
     curve,
@@ -98,8 +99,8 @@ def main() -> None:
     labels = {m.key: m.label for m in methods}
     regime = (
         f"phantom-ct-det {args.size}×{args.size} (0-3 lesions per slice), CenterNet ResNet-FPN width 16, {args.n} "
-        f"training images; standard {args.epochs_std} epochs (Adam 3e-3), then SAT and AMAT fine-tuned "
-        f"{args.epochs} epochs (Adam 1e-3) from it; seeds {seeds}; AMAT δ·epochs/E_max = "
+        f"training images; standard {args.epochs_std} epochs (Adam {STUDY_LRS[0]:g}), then SAT and AMAT fine-tuned "
+        f"{args.epochs} epochs (Adam {STUDY_LRS[1]:g}) from it; seeds {seeds}; AMAT δ·epochs/E_max = "
         f"{delta * args.epochs / e_max:.2f}, E_max / largest ε = {e_max / max(EPS):.1f}; {STEPS} PGD steps in "
         f"training; evaluation: L2 PGD-{args.eval_steps} (step ε/10) on the detection loss, {args.n_eval} test images"
     )

@@ -106,10 +106,10 @@ def method_step(
     ctx = StepContext(TASK, 1, 0, torch.Generator(device=device).manual_seed(1), device, autocast, n, 0, amp_attack)
 
     def run() -> None:
+        opt.zero_grad(set_to_none=True)
         with autocast():
             out = method.training_step(model, batch, ctx)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
+        out.backward()
         opt.step()
 
     return run

@@ -12,9 +12,10 @@ IMA adds the clean forward + backward of its ``(1 − β)`` term and ``R`` gradi
 for the boundary search (R = 10 halvings, official; 4 Illinois steps). The unit costs are measured on the same
 model and batch, so ``IMA / SAT`` cannot fall below the model's value whatever the bookkeeping costs.
 
-IMA keeps its clean forward's graph alive during the attack (the official order), and with glibc's default malloc
-settings that makes each of its passes slower than SAT's: large freed tensors go back to the system and are
-page-faulted in again. Setting ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` high removes that effect.
+IMA backpropagates its clean term before the attack, so that forward's graph is freed rather than kept alive through
+the attack as in the official code: with glibc's default malloc settings a live graph made each attack pass slower
+(large freed tensors went back to the system and were page-faulted in again). Setting ``MALLOC_MMAP_THRESHOLD_`` and
+``MALLOC_TRIM_THRESHOLD_`` high shows what the allocator still costs.
 
 Usage:
     python benchmarks/bench_methods.py            # 512 images, 2 warm-up + 3 timed epochs

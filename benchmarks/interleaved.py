@@ -36,9 +36,9 @@ def train_step(c: Contender, batch: Batch, task: Task, epoch: int, step: int, cl
     """One optimisation step as :func:`medrobust.training.fit` runs it; returns its time in seconds."""
     t0 = clock()
     c.model.train()
-    out = c.method.training_step(c.model, batch, StepContext(task, epoch, step, c.generator, torch.device("cpu")))
     c.optimizer.zero_grad(set_to_none=True)
-    out.loss.backward()
+    out = c.method.training_step(c.model, batch, StepContext(task, epoch, step, c.generator, torch.device("cpu")))
+    out.backward()
     c.optimizer.step()
     seconds = clock() - t0
     for k, v in out.logs.items():

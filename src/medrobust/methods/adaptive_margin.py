@@ -386,6 +386,13 @@ class IMA(TrainingMethod):
         x, y = batch.x, batch.target
         clean = model(x)
         out = clean.detach().float()
+        clean_loss = (1 - self.beta) * task.loss(clean, y).mean()
+        if clean_loss.requires_grad and self.beta < 1:
+            # the official code keeps this forward's graph alive through the attack; backpropagating the clean term
+            # now gives the same gradient and frees the graph (less memory; on CPU, faster attack passes)
+            clean_loss.backward()
+        clean_loss = clean_loss.detach()
+        del clean
         clean_ok = torch.ones(len(x), dtype=torch.bool, device=x.device)
         if self.clean_task is not None:
             clean_ok = self.clean_task.correct(out, y)
@@ -394,20 +401,21 @@ class IMA(TrainingMethod):
         starts = SampleDraws.of(ctx.seed, ctx.epoch, batch.index)  # a sample's start: the same on any rank
         x_adv, flipped = self.perturb(model, x, y, eps, clean_ok, task, starts, clean_margin)
         use = clean_ok & flipped if self.adv_samples == "flipped" else clean_ok
-        loss = (1 - self.beta) * task.loss(clean, y).mean()
         ids = use.nonzero().squeeze(1)
         count = len(x) if self.adv_mean == "batch" else max(ids.numel(), 1)
+        adv_loss = torch.zeros((), device=x.device)
         if self.search.batch == "full":
             # official: the whole batch's adversarial points are forwarded whenever a sample is clean-correct
             # (RobustDNN_IMA_bn.py L417-452), so train-mode batch norm sees the whole batch
             if self.beta > 0 and bool(clean_ok.any()):
                 adv_out = model(x_adv.to(x.dtype))
-                loss = loss + self.beta * task.loss(adv_out[ids], y[ids]).sum() / count
+                adv_loss = self.beta * task.loss(adv_out[ids], y[ids]).sum() / count
         elif ids.numel():
-            loss = loss + self.beta * task.loss(model(x_adv[ids].to(x.dtype)), y[ids]).sum() / count
+            adv_loss = self.beta * task.loss(model(x_adv[ids].to(x.dtype)), y[ids]).sum() / count
         margins.record(batch.index, clean_ok, flipped, norm_of(x_adv - x.detach().float(), self.attack.norm))
         flip_rate, adv_rate = torch.stack([flipped.float().mean(), use.float().mean()]).tolist()
-        return StepOutput(loss, clean.detach(), {"flipped_fraction": flip_rate, "adv_fraction": adv_rate})
+        logs = {"flipped_fraction": flip_rate, "adv_fraction": adv_rate}
+        return StepOutput(clean_loss + adv_loss.detach(), out, logs, pending=adv_loss)
 
     def on_epoch_end(self, ctx: EpochContext) -> dict[str, float]:
         margins = self._state()

@@ -61,15 +61,29 @@ class StepContext:
 class StepOutput:
     """The loss to minimise and what to log.
 
+    A step may backpropagate part of its loss itself (IMA backpropagates its clean term before the attack, which
+    frees that forward's graph); it then returns the rest as ``pending``. The caller zeroes the gradients before
+    ``training_step`` and calls :meth:`backward` after it.
+
     Attributes:
-        loss: scalar tensor with a graph to the parameters.
+        loss: scalar tensor, the batch's loss; with a graph to the parameters unless ``pending`` is set.
         output: ``(B, ...)`` clean model outputs (detached), used for running training accuracy; may be None.
         logs: extra scalars averaged over the epoch (sample-weighted).
+        pending: the part of ``loss`` still to backpropagate when the step backpropagated the rest; ``None``: all
+            of ``loss``.
     """
 
     loss: Tensor
     output: Tensor | None = None
     logs: dict[str, float] = field(default_factory=dict)
+    pending: Tensor | None = None
+
+    def backward(self) -> None:
+        """Backpropagate what the step has not: ``pending`` when set (nothing when it has no graph), else ``loss``."""
+        if self.pending is None:
+            self.loss.backward()
+        elif self.pending.requires_grad:
+            self.pending.backward()
 
 
 @dataclass

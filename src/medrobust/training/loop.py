@@ -342,7 +342,7 @@ def _train_epoch(
             raise TrainingDiverged(
                 f"loss became {loss} at epoch {ctx.epoch}, step {step}; lower the learning rate or check the data"
             )
-        out.loss.backward()
+        out.backward()
         sync_gradients(model.parameters(), len(idx), len(global_idx))
         step_optimizer()
         faults.hit("train.batch")
